@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+type eventsOptions struct {
+	follow   bool
+	typ      string
+	pipeline string
+	run      string
+	asJSON   bool
+}
+
+func newEventsCmd(a *app) *cobra.Command {
+	var o eventsOptions
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Read the event stream: every transition of every run",
+		Long: `Read the events stream, oldest first. Every transition of a run is an event: run.submitted,
+run.passed, run.failed, run.cancelled, stage.queued, stage.started, stage.passed,
+stage.failed, stage.retrying, stage.skipped, stage.cancelled, stage.waiting_approval,
+stage.approved (and the rollout events of traffic-shift stages).
+
+Without --follow it prints the events stored now and exits; with --follow it then keeps
+printing new ones until Ctrl-C. --type, --pipeline and --run narrow the subjects read
+(NATS wildcards work: --type 'stage.*'). --json prints one protojson Event per line, with
+its type and stage as fields, for jq and log shippers.
+
+Other systems subscribe to the same stream directly: subjects are
+<prefix>.event.<pipeline>.<run>.<type>, payloads are protobuf sluice.v1.Event with
+CloudEvents headers (ce-type dev.sluice.<type>.v1).`,
+		Example: `  sluice events
+  sluice events --follow --type stage.failed
+  sluice events --pipeline hello --run 01JD3K5W7N8Q2R4T6V8X0Z2B4D
+  sluice events --follow --json | jq -c 'select(.type == "run.failed")'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for flag, v := range map[string]string{"--type": o.typ, "--pipeline": o.pipeline, "--run": o.run} {
+				if strings.ContainsAny(v, " \t\r\n") {
+					return usageErrorf(cmd, "%s %q: no spaces allowed in subject tokens", flag, v)
+				}
+			}
+			ctx := cmd.Context()
+			c, err := a.connect(ctx, "sluice events")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			filter := eventsFilter(c, o)
+			err = readStream(ctx, c, c.names.EventsStream(), filter, o.follow, func(m jetstream.Msg) error {
+				var ev sluicev1.Event
+				if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+					fmt.Fprintf(a.stderr, "(skipped an undecodable event on %s: %v)\n", m.Subject(), err)
+					return nil
+				}
+				if o.asJSON {
+					return writeJSON(a.stdout, &ev)
+				}
+				writeEventLine(a.stdout, &ev)
+				return nil
+			})
+			if o.follow && errors.Is(err, ctx.Err()) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.follow, "follow", false, "keep printing new events until Ctrl-C")
+	f.StringVar(&o.typ, "type", "", "only events of this type, e.g. stage.failed or 'stage.*'")
+	f.StringVar(&o.pipeline, "pipeline", "", "only events of this pipeline")
+	f.StringVar(&o.run, "run", "", "only events of this run")
+	f.BoolVar(&o.asJSON, "json", false, "one protojson Event per line")
+	return cmd
+}
+
+// eventsFilter is the subject filter for the options: <prefix>.event.<pipeline>.<run>.<type>.
+func eventsFilter(c *conn, o eventsOptions) string {
+	if o.typ == "" {
+		return c.names.EventFilter(o.pipeline, o.run)
+	}
+	p, r := o.pipeline, o.run
+	if p == "" {
+		p = "*"
+	}
+	if r == "" {
+		r = "*"
+	}
+	return c.names.Event(p, r, o.typ)
+}
+
+func writeEventLine(w io.Writer, ev *sluicev1.Event) {
+	line := fmt.Sprintf("%s  %s  %s  %-22s", ev.GetTime().AsTime().Local().Format("2006-01-02 15:04:05.000"), ev.GetPipeline(), ev.GetRunId(), ev.GetType())
+	if s := ev.GetStage(); s != "" {
+		line += "  " + s
+	}
+	if n := ev.GetAttempt(); n > 0 {
+		line += fmt.Sprintf("  attempt %d", n)
+	}
+	if m := oneLine(ev.GetMessage()); m != "" {
+		line += "  " + m
+	}
+	fmt.Fprintln(w, strings.TrimRight(line, " "))
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sluice-ci/sluice/internal/bus"
+)
+
+// startTestFleet starts an in-process fleet (real NATS server, coordinator, workers of kinds)
+// as `sluice dev` does, and returns its NATS URL. It stops when the test ends.
+func startTestFleet(t *testing.T, kinds string) string {
+	t.Helper()
+	ks, err := parseKinds(kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: discardLogger(), prefix: bus.DefaultPrefix}
+	f, err := a.startFleet(t.Context(), fleetOptions{
+		dataDir:     t.TempDir(),
+		natsListen:  "127.0.0.1:-1",
+		httpAddr:    "127.0.0.1:0",
+		kinds:       ks,
+		pool:        "default",
+		concurrency: 2,
+	})
+	if err != nil {
+		t.Fatalf("start fleet: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := f.shutdown(); err != nil {
+			t.Errorf("fleet shutdown: %v", err)
+		}
+	})
+	return f.natsURL
+}
+
+var runIDLine = regexp.MustCompile(`(?m)^run (\S+): `)
+
+// runID is the id `sluice run` prints on its first line.
+func runID(t *testing.T, stdout string) string {
+	t.Helper()
+	m := runIDLine.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("no run id in:\n%s", stdout)
+	}
+	return m[1]
+}
+
+// hasLine reports whether some line of out has every field, in order.
+func hasLine(out string, fields ...string) bool {
+	pattern := `(?m)^.*` + regexp.QuoteMeta(fields[0])
+	for _, f := range fields[1:] {
+		pattern += `\s+.*` + regexp.QuoteMeta(f)
+	}
+	return regexp.MustCompile(pattern).MatchString(out)
+}
+
+func TestRunPassesAndIsInspectable(t *testing.T) {
+	url := startTestFleet(t, "all")
+	code, stdout, stderr := cli(t, "--nats", url, "run", "testdata/pass.yaml", "--source", "testdata/tree", "--ref", "main")
+	if code != exitOK {
+		t.Fatalf("run: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	id := runID(t, stdout)
+	for _, want := range [][]string{
+		{"read", "started", "#1"}, {"read", "passed", "#1"},
+		{"check", "passed", "#1"}, {"main-only", "passed", "#1"}, {"run", "passed"},
+	} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("run output has no line with %q:\n%s", want, stdout)
+		}
+	}
+
+	t.Run("runs show", func(t *testing.T) {
+		code, stdout, stderr := cli(t, "--nats", url, "runs", "show", id)
+		if code != exitOK || !hasLine(stdout, "status", "passed") || !hasLine(stdout, "read", "static", "passed", "1") {
+			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+	})
+	t.Run("runs show --json", func(t *testing.T) {
+		code, stdout, _ := cli(t, "--nats", url, "runs", "show", id, "--json")
+		var run struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Stages []struct{ Name, Status string }
+		}
+		if err := json.Unmarshal([]byte(stdout), &run); err != nil || code != exitOK {
+			t.Fatalf("exit %d, %v:\n%s", code, err, stdout)
+		}
+		if run.ID != id || run.Status != "RUN_STATUS_PASSED" || len(run.Stages) != 3 {
+			t.Errorf("got %+v", run)
+		}
+	})
+	t.Run("runs list", func(t *testing.T) {
+		code, stdout, _ := cli(t, "--nats", url, "runs", "list")
+		if code != exitOK || !hasLine(stdout, id, "pass", "passed", "main", "3/3 passed") {
+			t.Errorf("exit %d:\n%s", code, stdout)
+		}
+	})
+	t.Run("logs", func(t *testing.T) {
+		code, stdout, stderr := cli(t, "--nats", url, "logs", id, "read")
+		if code != exitOK || !strings.Contains(stdout, "hello from the source tree\n") {
+			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+	})
+	t.Run("events", func(t *testing.T) {
+		code, stdout, _ := cli(t, "--nats", url, "events", "--run", id)
+		if code != exitOK || !hasLine(stdout, "pass", id, "run.submitted") || !hasLine(stdout, id, "stage.passed", "check", "attempt 1") || !hasLine(stdout, id, "run.passed") {
+			t.Errorf("exit %d:\n%s", code, stdout)
+		}
+	})
+	t.Run("events --json --type", func(t *testing.T) {
+		code, stdout, _ := cli(t, "--nats", url, "events", "--run", id, "--type", "stage.passed", "--json")
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		if code != exitOK || len(lines) != 3 {
+			t.Fatalf("exit %d, want 3 stage.passed events:\n%s", code, stdout)
+		}
+		stages := map[string]bool{}
+		for _, l := range lines {
+			var ev struct{ Type, Stage, RunID string }
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+			if ev.Type != "stage.passed" {
+				t.Errorf("type %q in %s", ev.Type, l)
+			}
+			stages[ev.Stage] = true
+		}
+		if !stages["read"] || !stages["check"] || !stages["main-only"] {
+			t.Errorf("stages %v", stages)
+		}
+	})
+	t.Run("logs of an unknown stage", func(t *testing.T) {
+		code, _, stderr := cli(t, "--nats", url, "logs", id, "nope")
+		if code != exitFailed || !strings.Contains(stderr, `no output stored for stage "nope"`) {
+			t.Errorf("exit %d:\n%s", code, stderr)
+		}
+	})
+}
+
+func TestRunRefSkipsMainOnlyStage(t *testing.T) {
+	url := startTestFleet(t, "all")
+	code, stdout, stderr := cli(t, "--nats", url, "run", "testdata/pass.yaml", "--source", "testdata/tree", "--ref", "feature/x")
+	if code != exitOK || !hasLine(stdout, "main-only", "skipped") || !hasLine(stdout, "run", "passed") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+func TestRunFailsAndPrintsTheLogs(t *testing.T) {
+	url := startTestFleet(t, "all")
+	code, stdout, stderr := cli(t, "--nats", url, "run", "testdata/fail.yaml", "--no-source", "--ref", "main")
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	for _, want := range [][]string{{"broken", "failed", "#1"}, {"| line one of the failure"}, {"| the tool said no"}, {"run", "failed"}} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("no line with %q in:\n%s", want, stdout)
+		}
+	}
+	id := runID(t, stdout)
+	if !strings.Contains(stderr, "run "+id+" failed") || !strings.Contains(stderr, "sluice runs show "+id) {
+		t.Errorf("stderr does not say the run failed and where to look:\n%s", stderr)
+	}
+}
+
+func TestRunsShowUnknownID(t *testing.T) {
+	url := startTestFleet(t, "none")
+	code, _, stderr := cli(t, "--nats", url, "runs", "show", "no-such-run")
+	if code != exitFailed || !strings.Contains(stderr, `run "no-such-run" not found`) {
+		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+	code, _, stderr = cli(t, "--nats", url, "cancel", "no-such-run")
+	if code != exitFailed || !strings.Contains(stderr, "not found") {
+		t.Errorf("cancel: exit %d:\n%s", code, stderr)
+	}
+}
+
+func TestRunWithoutCoordinatorExits3(t *testing.T) {
+	// A server that is up, but no coordinator on it.
+	e := startBareServer(t)
+	code, _, stderr := cli(t, "--nats", e, "run", "testdata/good.yaml", "--no-source", "--ref", "main")
+	if code != exitUnreachable || !strings.Contains(stderr, "no coordinator") {
+		t.Errorf("exit %d, want %d:\n%s", code, exitUnreachable, stderr)
+	}
+}
+
+// startBareServer starts a provisioned NATS server with nothing else on it.
+func startBareServer(t *testing.T) string {
+	t.Helper()
+	e, err := bus.StartEmbedded(t.Context(), bus.EmbeddedOptions{DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: discardLogger(), prefix: bus.DefaultPrefix, natsURL: e.ClientURL()}
+	c, err := a.connect(t.Context(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := bus.Provision(t.Context(), c.js, bus.Config{Names: c.names}.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
+	return e.ClientURL()
+}
+
+// signalWriter collects output and closes seen once it contains want.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+func TestDetachCancelAndInterrupt(t *testing.T) {
+	url := startTestFleet(t, "all")
+	slow := t.TempDir() + "/slow.yaml"
+	writeFile(t, slow, "version: 1\nname: slow\nstages:\n  wait: {kind: static, run: [\"echo waiting; sleep 300\"]}\n")
+
+	// --detach prints the id alone, for scripts.
+	code, stdout, stderr := cli(t, "--nats", url, "run", slow, "--no-source", "--ref", "main", "--detach")
+	id := strings.TrimSpace(stdout)
+	if code != exitOK || id == "" || strings.Contains(id, " ") {
+		t.Fatalf("detach: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+
+	// Ctrl-C while following stops following, not the run.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &signalWriter{want: "wait", seen: make(chan struct{})}
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- execute(ctx, []string{"--nats", url, "events", "--run", id, "--follow"}, out, &errb) }()
+	<-out.seen
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("events --follow interrupted: exit %d, stderr:\n%s", code, errb.String())
+	}
+
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	defer cancel2()
+	out2 := &signalWriter{want: "started", seen: make(chan struct{})}
+	var errb2 bytes.Buffer
+	go func() {
+		done <- execute(ctx2, []string{"--nats", url, "run", slow, "--no-source", "--ref", "main"}, out2, &errb2)
+	}()
+	<-out2.seen
+	cancel2()
+	if code := <-done; code != exitInterrupted {
+		t.Errorf("run interrupted: exit %d, want %d", code, exitInterrupted)
+	}
+	id2 := runID(t, out2.String())
+	if !strings.Contains(errb2.String(), "run "+id2+" continues") || !strings.Contains(errb2.String(), "sluice cancel "+id2) {
+		t.Errorf("the interrupt note does not say the run continues and how to cancel it:\n%s", errb2.String())
+	}
+
+	for _, run := range []string{id, id2} {
+		code, stdout, stderr := cli(t, "--nats", url, "cancel", run, "--reason", "test over")
+		if code != exitOK || !strings.Contains(stdout, "is cancelled") {
+			t.Errorf("cancel %s: exit %d\nstdout:\n%s\nstderr:\n%s", run, code, stdout, stderr)
+		}
+	}
+	code, _, stderr = cli(t, "--nats", url, "cancel", id)
+	if code != exitFailed || !strings.Contains(stderr, "conflict") {
+		t.Errorf("cancel twice: exit %d, want %d with a conflict:\n%s", code, exitFailed, stderr)
+	}
+}

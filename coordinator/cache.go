@@ -1,0 +1,194 @@
+package coordinator
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+// runCache mirrors the runs bucket: full state of active runs, summaries of all runs, and
+// what this coordinator has published for each active run.
+type runCache struct {
+	mu        sync.Mutex
+	active    map[string]*cached
+	summaries map[string]*sluicev1.RunSummary
+}
+
+type cached struct {
+	st  *sluicev1.RunState
+	rev uint64
+	// eventsThrough is the highest event seq this coordinator saw acknowledged.
+	eventsThrough int64
+	// tasks holds the ids of tasks this coordinator published (or republished).
+	tasks map[string]struct{}
+	wake  time.Time
+	// ticking is set while a Tick is queued, so the clock does not flood the lane.
+	ticking bool
+}
+
+func newRunCache() *runCache {
+	return &runCache{active: map[string]*cached{}, summaries: map[string]*sluicev1.RunSummary{}}
+}
+
+func (rc *runCache) get(run string) (*sluicev1.RunState, uint64, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	e, ok := rc.active[run]
+	if !ok || e.st == nil {
+		return nil, 0, false
+	}
+	return e.st, e.rev, true
+}
+
+// put records a state at a revision unless a newer one is known. States are never mutated
+// after put, so readers may share them.
+func (rc *runCache) put(run string, st *sluicev1.RunState, rev uint64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	e := rc.active[run]
+	if e != nil && e.st != nil && e.rev >= rev {
+		return
+	}
+	rc.summaries[run] = Summary(st)
+	if st.GetStatus().Terminal() && len(st.GetOutbox()) == 0 {
+		delete(rc.active, run)
+		return
+	}
+	if e == nil {
+		e = &cached{tasks: map[string]struct{}{}}
+		rc.active[run] = e
+	}
+	e.st, e.rev = st, rev
+	e.wake = NextWake(st)
+}
+
+func (rc *runCache) invalidate(run string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if e, ok := rc.active[run]; ok {
+		e.st, e.rev = nil, 0
+	}
+}
+
+func (rc *runCache) remove(run string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	delete(rc.active, run)
+	delete(rc.summaries, run)
+}
+
+func (rc *runCache) entry(run string) *cached {
+	e := rc.active[run]
+	if e == nil {
+		e = &cached{tasks: map[string]struct{}{}}
+		rc.active[run] = e
+	}
+	return e
+}
+
+func (rc *runCache) markTask(run, id string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.entry(run).tasks[id] = struct{}{}
+}
+
+func (rc *runCache) taskPublished(run, id string) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	e := rc.active[run]
+	if e == nil {
+		return false
+	}
+	_, ok := e.tasks[id]
+	return ok
+}
+
+func (rc *runCache) markEvents(run string, seq int64) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	e := rc.active[run]
+	if e == nil {
+		return
+	}
+	e.eventsThrough = max(e.eventsThrough, seq)
+	if e.st != nil && e.st.GetStatus().Terminal() {
+		delete(rc.active, run)
+	}
+}
+
+func (rc *runCache) eventsThrough(run string) int64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if e := rc.active[run]; e != nil {
+		return e.eventsThrough
+	}
+	return 0
+}
+
+// due returns the active runs whose wake time has passed and marks them ticking.
+func (rc *runCache) due(now time.Time) []string {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var runs []string
+	for id, e := range rc.active {
+		if !e.ticking && !e.wake.IsZero() && !now.Before(e.wake) {
+			e.ticking = true
+			runs = append(runs, id)
+		}
+	}
+	return runs
+}
+
+func (rc *runCache) ticked(run string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if e := rc.active[run]; e != nil {
+		e.ticking = false
+	}
+}
+
+// snapshot returns the active runs' states.
+func (rc *runCache) snapshot() []*sluicev1.RunState {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make([]*sluicev1.RunState, 0, len(rc.active))
+	for _, e := range rc.active {
+		if e.st != nil {
+			out = append(out, e.st)
+		}
+	}
+	return out
+}
+
+func (rc *runCache) activeCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.active)
+}
+
+// list returns summaries newest first, optionally of one pipeline.
+func (rc *runCache) list(pipeline string, limit int) []*sluicev1.RunSummary {
+	rc.mu.Lock()
+	out := make([]*sluicev1.RunSummary, 0, len(rc.summaries))
+	for _, s := range rc.summaries {
+		if pipeline == "" || s.GetPipeline() == pipeline {
+			out = append(out, proto.Clone(s).(*sluicev1.RunSummary))
+		}
+	}
+	rc.mu.Unlock()
+	slices.SortFunc(out, func(a, b *sluicev1.RunSummary) int {
+		if c := b.GetCreatedAt().AsTime().Compare(a.GetCreatedAt().AsTime()); c != 0 {
+			return c
+		}
+		return strings.Compare(b.GetId(), a.GetId())
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}

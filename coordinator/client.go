@@ -1,0 +1,147 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-ci/sluice/internal/bus"
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+// Errors of the run API. Replies carry them as micro service error codes.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrBadRequest    = errors.New("bad request")
+	ErrConflict      = errors.New("conflict")
+	ErrNoCoordinator = errors.New("no coordinator is answering")
+)
+
+// API verbs, each served on Names.API(verb).
+const (
+	verbSubmit   = "submit"
+	verbGet      = "get"
+	verbList     = "list"
+	verbCancel   = "cancel"
+	verbApprove  = "approve"
+	verbRollback = "rollback"
+)
+
+// Client calls the run API over NATS request/reply.
+type Client struct {
+	nc    *nats.Conn
+	names bus.Names
+}
+
+// NewClient returns a client of the coordinators reachable through nc.
+func NewClient(nc *nats.Conn, names bus.Names) *Client {
+	return &Client{nc: nc, names: names}
+}
+
+// Submit starts a run and returns its initial state.
+func (c *Client) Submit(ctx context.Context, req *sluicev1.SubmitRunRequest) (*sluicev1.RunState, error) {
+	var resp sluicev1.SubmitRunResponse
+	if err := c.call(ctx, verbSubmit, req, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
+// Get returns the state of one run.
+func (c *Client) Get(ctx context.Context, id string) (*sluicev1.RunState, error) {
+	var resp sluicev1.GetRunResponse
+	if err := c.call(ctx, verbGet, &sluicev1.GetRunRequest{Id: id}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
+// List returns run summaries, newest first.
+func (c *Client) List(ctx context.Context, req *sluicev1.ListRunsRequest) ([]*sluicev1.RunSummary, error) {
+	var resp sluicev1.ListRunsResponse
+	if err := c.call(ctx, verbList, req, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRuns(), nil
+}
+
+// Cancel stops a run: queued tasks are purged and running steps are killed.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (*sluicev1.RunState, error) {
+	var resp sluicev1.CancelRunResponse
+	if err := c.call(ctx, verbCancel, &sluicev1.CancelRunRequest{Id: id, Reason: reason}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
+// Approve releases a stage that waits for approval.
+func (c *Client) Approve(ctx context.Context, id, stage, approver string) (*sluicev1.RunState, error) {
+	var resp sluicev1.ApproveStageResponse
+	req := &sluicev1.ApproveStageRequest{Id: id, Stage: stage, Approver: approver}
+	if err := c.call(ctx, verbApprove, req, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
+// Rollback asks the coordinator to roll back the run's rollout.
+func (c *Client) Rollback(ctx context.Context, id, reason string) (*sluicev1.RunState, error) {
+	var resp sluicev1.RollbackRunResponse
+	if err := c.call(ctx, verbRollback, &sluicev1.RollbackRunRequest{Id: id, Reason: reason}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
+func (c *Client) call(ctx context.Context, verb string, req, resp proto.Message) error {
+	data, err := proto.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode %s request: %w", verb, err)
+	}
+	msg, err := c.nc.RequestWithContext(ctx, c.names.API(verb), data)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%s: %w on %s (start one with `sluice dev` or `sluice coordinator`)", verb, ErrNoCoordinator, c.names.API(verb))
+		}
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		desc := msg.Header.Get(micro.ErrorHeader)
+		n, _ := strconv.Atoi(code)
+		return fmt.Errorf("%w: %s", codeError(n), desc)
+	}
+	if err := proto.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("decode %s reply: %w", verb, err)
+	}
+	return nil
+}
+
+func codeError(code int) error {
+	switch code {
+	case 400:
+		return ErrBadRequest
+	case 404:
+		return ErrNotFound
+	case 409:
+		return ErrConflict
+	}
+	return errors.New("coordinator error")
+}
+
+// errorCode is the inverse of codeError, for replies.
+func errorCode(err error) int {
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		return 400
+	case errors.Is(err, ErrNotFound):
+		return 404
+	case errors.Is(err, ErrConflict):
+		return 409
+	}
+	return 500
+}

@@ -1,0 +1,590 @@
+package coordinator
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+// Input is something that happened to a run. Decide folds inputs into the run's state.
+type Input interface{ isInput() }
+
+// Start is a new run's first transition: it announces the run and dispatches its roots.
+type Start struct{}
+
+// ResultIn is a worker's report (STARTED or FINAL) for one shard of one attempt.
+type ResultIn struct{ Result *sluicev1.Result }
+
+// Tick is the passing of time: due retries are dispatched and overdue attempts failed.
+type Tick struct{}
+
+// CancelIn stops the run.
+type CancelIn struct{ Reason string }
+
+// ApproveIn releases a stage that waits for approval.
+type ApproveIn struct{ Stage, By string }
+
+// MaxDelivered reports a task the server gave up redelivering.
+type MaxDelivered struct {
+	Stage      string
+	Attempt    int32
+	Shard      int32
+	Deliveries int
+}
+
+func (Start) isInput()        {}
+func (ResultIn) isInput()     {}
+func (Tick) isInput()         {}
+func (CancelIn) isInput()     {}
+func (ApproveIn) isInput()    {}
+func (MaxDelivered) isInput() {}
+
+// Decision is what Decide wants done. Events are in State.Outbox.
+type Decision struct {
+	// State is the new state; nil when the input changed nothing.
+	State *sluicev1.RunState
+	// Tasks to publish (one per shard of each dispatched attempt).
+	Tasks []*sluicev1.Task
+	// Cancels to signal to workers.
+	Cancels []*sluicev1.CancelSignal
+	// PurgeQueued asks for every queued task of the run to be removed.
+	PurgeQueued bool
+	// Err rejects the input (e.g. approving a stage that does not wait); State is nil then.
+	Err error
+}
+
+// Policy holds the knobs of the decisions that are not in the pipeline spec.
+type Policy struct {
+	// DeadlineGrace is added to a stage's timeout before the coordinator gives up on a
+	// worker's report; the worker enforces the timeout itself and normally reports first.
+	DeadlineGrace time.Duration
+	// MaxRetryBackoff caps the exponential retry backoff.
+	MaxRetryBackoff time.Duration
+}
+
+// DefaultPolicy is the policy of a coordinator with no overrides.
+func DefaultPolicy() Policy {
+	return Policy{DeadlineGrace: 30 * time.Second, MaxRetryBackoff: 5 * time.Minute}
+}
+
+// NewRun builds the state of a submitted run before its first transition.
+func NewRun(id string, spec *sluicev1.PipelineSpec, req *sluicev1.SubmitRunRequest, traceparent string, now time.Time) *sluicev1.RunState {
+	st := &sluicev1.RunState{
+		Id:           id,
+		Pipeline:     spec.GetName(),
+		Spec:         spec,
+		Status:       sluicev1.RunStatus_RUN_STATUS_RUNNING,
+		Ref:          req.GetRef(),
+		SourceDigest: req.GetSourceDigest(),
+		Vars:         req.GetVars(),
+		CreatedAt:    timestamppb.New(now),
+		UpdatedAt:    timestamppb.New(now),
+		Traceparent:  traceparent,
+	}
+	for _, s := range spec.GetStages() {
+		st.Stages = append(st.Stages, &sluicev1.StageState{Name: s.GetName(), Status: sluicev1.StageStatus_STAGE_STATUS_PENDING})
+	}
+	return st
+}
+
+// Decide is the coordinator's whole decision logic: a pure function of the run's state, one
+// input and the time. It never mutates st. The planner stores Decision.State with
+// compare-and-swap and only then applies the rest.
+func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) Decision {
+	d := &decider{p: p, st: proto.Clone(st).(*sluicev1.RunState), now: now}
+	changed := d.apply(in)
+	if d.err != nil {
+		return Decision{Err: d.err}
+	}
+	if !changed {
+		return Decision{}
+	}
+	d.st.UpdatedAt = timestamppb.New(now)
+	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge}
+}
+
+type decider struct {
+	p       Policy
+	st      *sluicev1.RunState
+	now     time.Time
+	tasks   []*sluicev1.Task
+	cancels []*sluicev1.CancelSignal
+	purge   bool
+	err     error
+}
+
+func (d *decider) apply(in Input) bool {
+	if d.st.GetStatus().Terminal() {
+		if _, ok := in.(CancelIn); ok && d.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_CANCELLED {
+			d.err = fmt.Errorf("%w: run %s already %s; nothing to cancel", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
+		}
+		return false
+	}
+	switch in := in.(type) {
+	case Start:
+		d.emit("run.submitted", "", 0, fmt.Sprintf("%d stages, ref %s", len(d.st.GetStages()), refOrNone(d.st.GetRef())))
+		d.advance()
+		return true
+	case ResultIn:
+		return d.result(in.Result)
+	case Tick:
+		return d.tick()
+	case CancelIn:
+		d.cancel(in.Reason)
+		return true
+	case ApproveIn:
+		return d.approve(in.Stage, in.By)
+	case MaxDelivered:
+		return d.maxDelivered(in)
+	}
+	return false
+}
+
+func refOrNone(ref string) string {
+	if ref == "" {
+		return "(none)"
+	}
+	return ref
+}
+
+func (d *decider) stage(name string) (int, *sluicev1.StageState) {
+	for i, s := range d.st.GetStages() {
+		if s.GetName() == name {
+			return i, s
+		}
+	}
+	return -1, nil
+}
+
+func (d *decider) spec(i int) *sluicev1.StageSpec { return d.st.GetSpec().GetStages()[i] }
+
+// advance moves every pending stage whose needs are settled, until nothing moves, then
+// settles the run when every stage is terminal.
+func (d *decider) advance() {
+	for moved := true; moved; {
+		moved = false
+		for i, s := range d.st.GetStages() {
+			if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_PENDING {
+				continue
+			}
+			if d.release(i, s) {
+				moved = true
+			}
+		}
+	}
+	d.settle()
+}
+
+// release decides a pending stage whose needs may be settled; it reports whether it moved.
+func (d *decider) release(i int, s *sluicev1.StageState) bool {
+	spec := d.spec(i)
+	for _, need := range spec.GetNeeds() {
+		_, n := d.stage(need)
+		switch {
+		case n == nil:
+			return false
+		case !n.GetStatus().Terminal():
+			return false
+		case n.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_PASSED:
+			d.skip(s, fmt.Sprintf("needs %s, which %s", need, verbOf(n.GetStatus())))
+			return true
+		}
+	}
+	if branches := spec.GetWhen().GetBranch(); len(branches) > 0 && !matchAny(branches, d.st.GetRef()) {
+		d.skip(s, fmt.Sprintf("ref %s does not match when.branch %v", refOrNone(d.st.GetRef()), branches))
+		return true
+	}
+	if spec.GetApproval() == "required" && s.GetApprovedBy() == "" {
+		s.Status = sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL
+		d.emit("stage.waiting_approval", s.GetName(), 0, fmt.Sprintf("run `sluice approve %s %s` to release it", d.st.GetId(), s.GetName()))
+		return true
+	}
+	d.dispatch(i, 1)
+	return true
+}
+
+func verbOf(s sluicev1.StageStatus) string {
+	switch s {
+	case sluicev1.StageStatus_STAGE_STATUS_FAILED:
+		return "failed"
+	case sluicev1.StageStatus_STAGE_STATUS_SKIPPED:
+		return "was skipped"
+	case sluicev1.StageStatus_STAGE_STATUS_CANCELLED:
+		return "was cancelled"
+	}
+	return s.Short()
+}
+
+func matchAny(patterns []string, ref string) bool {
+	ref = strings.TrimPrefix(ref, "refs/heads/")
+	for _, p := range patterns {
+		if ok, _ := path.Match(p, ref); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decider) skip(s *sluicev1.StageState, why string) {
+	s.Status = sluicev1.StageStatus_STAGE_STATUS_SKIPPED
+	s.Message = why
+	s.FinishedAt = timestamppb.New(d.now)
+	d.emit("stage.skipped", s.GetName(), 0, why)
+}
+
+// dispatch queues one attempt of stage i: one task per shard.
+func (d *decider) dispatch(i int, attempt int32) {
+	s := d.st.GetStages()[i]
+	shards := max(d.spec(i).GetShards(), 1)
+	s.Status = sluicev1.StageStatus_STAGE_STATUS_QUEUED
+	s.Attempt = attempt
+	s.QueuedAt = timestamppb.New(d.now)
+	s.StartedAt, s.FinishedAt, s.Deadline, s.RetryAt = nil, nil, nil, nil
+	s.Shards = make([]*sluicev1.ShardState, shards)
+	for k := range shards {
+		s.Shards[k] = &sluicev1.ShardState{Index: k}
+	}
+	d.tasks = append(d.tasks, TasksFor(d.st, i)...)
+	msg := fmt.Sprintf("attempt %d", attempt)
+	if shards > 1 {
+		msg += fmt.Sprintf(", %d shards", shards)
+	}
+	d.emit("stage.queued", s.GetName(), attempt, msg)
+}
+
+// TasksFor rebuilds the tasks of stage i's current attempt from the state alone, so a
+// restarted coordinator can republish them (the tasks stream drops duplicates by id).
+func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
+	s := st.GetStages()[i]
+	spec := st.GetSpec().GetStages()[i]
+	shards := max(spec.GetShards(), 1)
+	env := make(map[string]string, len(st.GetSpec().GetEnv())+len(spec.GetEnv()))
+	for k, v := range st.GetSpec().GetEnv() {
+		env[k] = v
+	}
+	for k, v := range spec.GetEnv() {
+		env[k] = v
+	}
+	tasks := make([]*sluicev1.Task, 0, shards)
+	for k := range shards {
+		tasks = append(tasks, &sluicev1.Task{
+			RunId:        st.GetId(),
+			Pipeline:     st.GetPipeline(),
+			Stage:        s.GetName(),
+			Kind:         spec.GetKind(),
+			Pool:         poolOf(spec),
+			Attempt:      s.GetAttempt(),
+			ShardIndex:   k,
+			ShardCount:   shards,
+			Spec:         spec,
+			Env:          env,
+			SourceDigest: st.GetSourceDigest(),
+			Ref:          st.GetRef(),
+			Timeout:      spec.GetTimeout(),
+			DispatchedAt: s.GetQueuedAt(),
+			Traceparent:  st.GetTraceparent(),
+		})
+	}
+	return tasks
+}
+
+func poolOf(spec *sluicev1.StageSpec) string {
+	if spec.GetPool() == "" {
+		return "default"
+	}
+	return spec.GetPool()
+}
+
+func (d *decider) result(r *sluicev1.Result) bool {
+	i, s := d.stage(r.GetStage())
+	if s == nil || s.GetStatus().Terminal() || r.GetAttempt() != s.GetAttempt() {
+		return false
+	}
+	if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
+		return false
+	}
+	if r.GetShardIndex() < 0 || int(r.GetShardIndex()) >= len(s.GetShards()) {
+		return false
+	}
+	sh := s.GetShards()[r.GetShardIndex()]
+	switch r.GetPhase() {
+	case sluicev1.ResultPhase_RESULT_PHASE_STARTED:
+		if sh.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL || r.GetDelivery() <= sh.GetDelivery() && sh.GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_UNSPECIFIED {
+			return false
+		}
+		sh.Phase = sluicev1.ResultPhase_RESULT_PHASE_STARTED
+		sh.Worker = r.GetWorker()
+		sh.Delivery = r.GetDelivery()
+		sh.StartedAt = timestampOr(r.GetStartedAt(), d.now)
+		d.markRunning(i, s, r)
+		return true
+	case sluicev1.ResultPhase_RESULT_PHASE_FINAL:
+		if sh.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+			return false
+		}
+		sh.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
+		sh.Outcome = r.GetOutcome()
+		sh.Worker = r.GetWorker()
+		sh.Delivery = max(sh.GetDelivery(), r.GetDelivery())
+		sh.Message = r.GetMessage()
+		sh.ExitCode = r.GetExitCode()
+		if sh.StartedAt == nil {
+			sh.StartedAt = timestampOr(r.GetStartedAt(), d.now)
+		}
+		sh.FinishedAt = timestampOr(r.GetFinishedAt(), d.now)
+		d.markRunning(i, s, r)
+		s.Findings = append(s.Findings, r.GetFindings()...)
+		s.Metrics = append(s.Metrics, r.GetMetrics()...)
+		s.Artifacts = append(s.Artifacts, r.GetArtifacts()...)
+		d.finalShard(i, s, sh)
+		return true
+	}
+	return false
+}
+
+func timestampOr(t *timestamppb.Timestamp, now time.Time) *timestamppb.Timestamp {
+	if t != nil {
+		return t
+	}
+	return timestamppb.New(now)
+}
+
+func (d *decider) markRunning(i int, s *sluicev1.StageState, r *sluicev1.Result) {
+	if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED {
+		return
+	}
+	s.Status = sluicev1.StageStatus_STAGE_STATUS_RUNNING
+	s.StartedAt = timestamppb.New(d.now)
+	if t := d.spec(i).GetTimeout(); t != nil {
+		s.Deadline = timestamppb.New(d.now.Add(t.AsDuration() + d.p.DeadlineGrace))
+	}
+	msg := fmt.Sprintf("attempt %d on %s", s.GetAttempt(), r.GetWorker())
+	if r.GetDelivery() > 1 {
+		msg += fmt.Sprintf(" (delivery %d)", r.GetDelivery())
+	}
+	d.emit("stage.started", s.GetName(), s.GetAttempt(), msg)
+}
+
+func (d *decider) finalShard(i int, s *sluicev1.StageState, sh *sluicev1.ShardState) {
+	if sh.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
+		why := sh.GetMessage()
+		if why == "" {
+			why = sh.GetOutcome().Short()
+		}
+		if len(s.GetShards()) > 1 {
+			why = fmt.Sprintf("shard %d/%d: %s", sh.GetIndex()+1, len(s.GetShards()), why)
+		}
+		d.failAttempt(i, s, why)
+		return
+	}
+	for _, other := range s.GetShards() {
+		if other.GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+			return
+		}
+	}
+	s.Status = sluicev1.StageStatus_STAGE_STATUS_PASSED
+	s.FinishedAt = timestamppb.New(d.now)
+	s.Deadline = nil
+	s.Message = sh.GetMessage()
+	d.emit("stage.passed", s.GetName(), s.GetAttempt(), durationMsg(s))
+	d.advance()
+}
+
+func durationMsg(s *sluicev1.StageState) string {
+	if s.GetStartedAt() == nil || s.GetFinishedAt() == nil {
+		return ""
+	}
+	return s.GetFinishedAt().AsTime().Sub(s.GetStartedAt().AsTime()).Round(time.Millisecond).String()
+}
+
+// failAttempt ends the current attempt of stage i: another attempt after a backoff while
+// retries remain, else the stage fails. Shards of the attempt still running are cancelled.
+func (d *decider) failAttempt(i int, s *sluicev1.StageState, why string) {
+	for _, sh := range s.GetShards() {
+		if sh.GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+			d.cancels = append(d.cancels, &sluicev1.CancelSignal{RunId: d.st.GetId(), Stage: s.GetName(), Attempt: s.GetAttempt(), Reason: "another shard failed: " + why})
+			break
+		}
+	}
+	s.Deadline = nil
+	s.Message = why
+	if s.GetAttempt() <= d.spec(i).GetRetries() {
+		wait := d.backoff(i, s.GetAttempt())
+		s.Status = sluicev1.StageStatus_STAGE_STATUS_RETRY_WAIT
+		s.RetryAt = timestamppb.New(d.now.Add(wait))
+		d.emit("stage.retrying", s.GetName(), s.GetAttempt(), fmt.Sprintf("%s; attempt %d in %s", why, s.GetAttempt()+1, wait))
+		return
+	}
+	s.Status = sluicev1.StageStatus_STAGE_STATUS_FAILED
+	s.FinishedAt = timestamppb.New(d.now)
+	d.emit("stage.failed", s.GetName(), s.GetAttempt(), why)
+	d.advance()
+}
+
+func (d *decider) backoff(i int, attempt int32) time.Duration {
+	base := time.Second
+	if b := d.spec(i).GetRetryBackoff(); b != nil {
+		base = b.AsDuration()
+	}
+	wait := base << min(attempt-1, 20)
+	if d.p.MaxRetryBackoff > 0 && wait > d.p.MaxRetryBackoff {
+		wait = d.p.MaxRetryBackoff
+	}
+	return wait
+}
+
+// settle ends the run once every stage is terminal.
+func (d *decider) settle() {
+	failed := 0
+	for _, s := range d.st.GetStages() {
+		if !s.GetStatus().Terminal() {
+			return
+		}
+		if s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_FAILED {
+			failed++
+		}
+	}
+	d.st.FinishedAt = timestamppb.New(d.now)
+	if failed > 0 {
+		d.st.Status = sluicev1.RunStatus_RUN_STATUS_FAILED
+		d.st.Message = fmt.Sprintf("%d of %d stages failed", failed, len(d.st.GetStages()))
+		d.emit("run.failed", "", 0, d.st.GetMessage())
+		return
+	}
+	d.st.Status = sluicev1.RunStatus_RUN_STATUS_PASSED
+	d.st.Message = "all stages passed or were skipped"
+	d.emit("run.passed", "", 0, d.st.GetFinishedAt().AsTime().Sub(d.st.GetCreatedAt().AsTime()).Round(time.Millisecond).String())
+}
+
+func (d *decider) tick() bool {
+	changed := false
+	for i, s := range d.st.GetStages() {
+		switch {
+		case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RETRY_WAIT && !d.now.Before(s.GetRetryAt().AsTime()):
+			d.dispatch(i, s.GetAttempt()+1)
+			changed = true
+		case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RUNNING && s.GetDeadline() != nil && !d.now.Before(s.GetDeadline().AsTime()):
+			d.failAttempt(i, s, fmt.Sprintf("no result within the timeout of %s", d.spec(i).GetTimeout().AsDuration()))
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (d *decider) cancel(reason string) {
+	if reason == "" {
+		reason = "cancelled"
+	}
+	for _, s := range d.st.GetStages() {
+		if s.GetStatus().Terminal() {
+			continue
+		}
+		s.Status = sluicev1.StageStatus_STAGE_STATUS_CANCELLED
+		s.FinishedAt = timestamppb.New(d.now)
+		s.Deadline, s.RetryAt = nil, nil
+		s.Message = reason
+		d.emit("stage.cancelled", s.GetName(), s.GetAttempt(), reason)
+	}
+	d.st.Status = sluicev1.RunStatus_RUN_STATUS_CANCELLED
+	d.st.CancelReason = reason
+	d.st.Message = reason
+	d.st.FinishedAt = timestamppb.New(d.now)
+	d.purge = true
+	d.cancels = append(d.cancels, &sluicev1.CancelSignal{RunId: d.st.GetId(), Reason: reason})
+	d.emit("run.cancelled", "", 0, reason)
+}
+
+func (d *decider) approve(stage, by string) bool {
+	i, s := d.stage(stage)
+	switch {
+	case s == nil:
+		d.err = fmt.Errorf("%w: run %s has no stage %q", ErrNotFound, d.st.GetId(), stage)
+		return false
+	case d.spec(i).GetApproval() != "required":
+		d.err = fmt.Errorf("%w: stage %s does not require approval", ErrConflict, stage)
+		return false
+	case s.GetApprovedBy() != "":
+		return false
+	case s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_PENDING:
+		d.err = fmt.Errorf("%w: stage %s is %s; nothing to approve", ErrConflict, stage, s.GetStatus().Short())
+		return false
+	}
+	if by == "" {
+		by = "unknown"
+	}
+	s.ApprovedBy = by
+	d.emit("stage.approved", stage, 0, "approved by "+by)
+	if s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL {
+		d.dispatch(i, 1)
+	}
+	return true
+}
+
+func (d *decider) maxDelivered(m MaxDelivered) bool {
+	i, s := d.stage(m.Stage)
+	if s == nil || s.GetAttempt() != m.Attempt || (s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING) {
+		return false
+	}
+	if int(m.Shard) < len(s.GetShards()) && s.GetShards()[m.Shard].GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+		return false
+	}
+	d.failAttempt(i, s, fmt.Sprintf("the task was delivered %d times and no worker finished it (workers crashed or lost their lease)", m.Deliveries))
+	return true
+}
+
+func (d *decider) emit(typ, stage string, attempt int32, msg string) {
+	d.st.EventSeq++
+	d.st.Outbox = append(d.st.Outbox, &sluicev1.Event{
+		Id:       fmt.Sprintf("%s/%d", d.st.GetId(), d.st.GetEventSeq()),
+		Type:     typ,
+		Time:     timestamppb.New(d.now),
+		Pipeline: d.st.GetPipeline(),
+		RunId:    d.st.GetId(),
+		Stage:    stage,
+		Attempt:  attempt,
+		Seq:      d.st.GetEventSeq(),
+		Message:  msg,
+		Ref:      d.st.GetRef(),
+	})
+}
+
+// NextWake is when the run next needs a Tick (zero: never, until some input arrives).
+func NextWake(st *sluicev1.RunState) time.Time {
+	var next time.Time
+	for _, s := range st.GetStages() {
+		var t *timestamppb.Timestamp
+		switch s.GetStatus() {
+		case sluicev1.StageStatus_STAGE_STATUS_RETRY_WAIT:
+			t = s.GetRetryAt()
+		case sluicev1.StageStatus_STAGE_STATUS_RUNNING:
+			t = s.GetDeadline()
+		}
+		if t != nil && (next.IsZero() || t.AsTime().Before(next)) {
+			next = t.AsTime()
+		}
+	}
+	return next
+}
+
+// Summary condenses a run for listings.
+func Summary(st *sluicev1.RunState) *sluicev1.RunSummary {
+	sum := &sluicev1.RunSummary{
+		Id: st.GetId(), Pipeline: st.GetPipeline(), Status: st.GetStatus(), Ref: st.GetRef(),
+		CreatedAt: st.GetCreatedAt(), FinishedAt: st.GetFinishedAt(), StagesTotal: int32(len(st.GetStages())),
+	}
+	for _, s := range st.GetStages() {
+		switch s.GetStatus() {
+		case sluicev1.StageStatus_STAGE_STATUS_PASSED:
+			sum.StagesPassed++
+		case sluicev1.StageStatus_STAGE_STATUS_FAILED:
+			sum.StagesFailed++
+		}
+	}
+	return sum
+}

@@ -1,0 +1,214 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-ci/sluice/internal/bus"
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+// watch mirrors the runs bucket into the cache: states written by peers, and on start every
+// stored run, so a restarted coordinator resumes them. ready closes after the initial values.
+func (c *Coordinator) watch(ctx context.Context, ready chan<- struct{}) error {
+	w, err := c.runs.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", c.cfg.Names.RunsBucket(), err)
+	}
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("runs watcher closed")
+			}
+			if e == nil {
+				if initial {
+					initial = false
+					close(ready)
+				}
+				continue
+			}
+			switch e.Operation() {
+			case jetstream.KeyValueDelete, jetstream.KeyValuePurge:
+				c.cache.remove(e.Key())
+				continue
+			}
+			var st sluicev1.RunState
+			if err := proto.Unmarshal(e.Value(), &st); err != nil {
+				c.log.Warn("undecodable run state", "run", e.Key(), "err", err)
+				continue
+			}
+			c.cache.put(e.Key(), &st, e.Revision())
+		}
+	}
+}
+
+// clock feeds due runs a Tick and periodically reconciles.
+func (c *Coordinator) clock(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.TickEvery)
+	defer tick.Stop()
+	rec := time.NewTicker(c.cfg.ReconcileEvery)
+	defer rec.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rec.C:
+			c.reconcileAll(ctx)
+		case <-tick.C:
+			for _, run := range c.cache.due(c.now()) {
+				w := work{run: run, in: Tick{}, done: func(*sluicev1.RunState, error) { c.cache.ticked(run) }}
+				if err := c.submit(ctx, w); err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// reconcileAll republishes what active runs' states say should exist but this coordinator
+// has not seen published: events in a state's outbox and tasks of queued stages. Both carry
+// deterministic ids, so whatever was published already is dropped by the server.
+func (c *Coordinator) reconcileAll(ctx context.Context) {
+	window := c.cfg.Bus.DuplicateWindow
+	now := c.now()
+	for _, st := range c.cache.snapshot() {
+		c.publishOutbox(ctx, st)
+		var fs []jetstream.PubAckFuture
+		for i, s := range st.GetStages() {
+			if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED {
+				continue
+			}
+			if age := now.Sub(s.GetQueuedAt().AsTime()); age > window-time.Minute {
+				// Past the duplicate window a republish could run the stage twice; the
+				// max-deliveries advisory and the stage deadline still end a lost task.
+				continue
+			}
+			for _, t := range TasksFor(st, i) {
+				id := taskID(t)
+				if s.GetShards()[t.GetShardIndex()].GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_UNSPECIFIED || c.cache.taskPublished(st.GetId(), id) {
+					continue
+				}
+				f, err := c.publishTask(t)
+				if err != nil {
+					c.log.Warn("republish task", "task", id, "err", err)
+					continue
+				}
+				c.cache.markTask(st.GetId(), id)
+				fs = append(fs, f)
+			}
+		}
+		c.await(ctx, fs)
+	}
+}
+
+const resultsAckWait = 5 * time.Second
+
+// consumeResults feeds workers' results to the lanes; a result is acked once its decision
+// is stored.
+func (c *Coordinator) consumeResults(ctx context.Context) (func(), error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Names.ResultsStream(), jetstream.ConsumerConfig{
+		Durable:       c.cfg.Names.CoordinatorConsumer(),
+		FilterSubject: c.cfg.Names.AllResults(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// Deciding a result takes milliseconds; a short AckWait hands the results a dead
+		// coordinator held to a live one quickly, and a repeat is ignored by the decisions.
+		AckWait:       resultsAckWait,
+		MaxAckPending: 20000,
+		// A new consumer replays what is stored: results of finished runs are ignored by
+		// the decisions, and none published before the first coordinator is lost.
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("results consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var r sluicev1.Result
+		if err := proto.Unmarshal(msg.Data(), &r); err != nil || r.GetRunId() == "" {
+			c.log.Warn("undecodable result dropped", "subject", msg.Subject(), "err", err)
+			_ = msg.Term()
+			return
+		}
+		w := work{run: r.GetRunId(), in: ResultIn{Result: &r}, done: func(_ *sluicev1.RunState, err error) {
+			switch {
+			case err == nil:
+				_ = msg.Ack()
+			case errors.Is(err, ErrNotFound):
+				_ = msg.TermWithReason("run not found")
+			default:
+				c.log.Warn("result not applied; retrying", "run", r.GetRunId(), "stage", r.GetStage(), "err", err)
+				_ = msg.NakWithDelay(time.Second)
+			}
+		}}
+		_ = c.submit(ctx, w)
+	}, jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return nil, fmt.Errorf("consume results: %w", err)
+	}
+	return cc.Stop, nil
+}
+
+// maxDeliverAdvisory is the part of the server's io.nats.jetstream.advisory.v1.max_deliver we use.
+type maxDeliverAdvisory struct {
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries int    `json:"deliveries"`
+}
+
+// consumeAdvisories fails the stage of a task that exhausted its deliveries, then removes
+// the task from the work queue (it was never acked).
+func (c *Coordinator) consumeAdvisories(ctx context.Context) (func(), error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Names.AdvisoryStream(), jetstream.ConsumerConfig{
+		Durable:   c.cfg.Names.CoordinatorConsumer() + "_advisories",
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   30 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("advisories consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var adv maxDeliverAdvisory
+		if err := json.Unmarshal(msg.Data(), &adv); err != nil {
+			_ = msg.TermWithReason("undecodable advisory")
+			return
+		}
+		raw, err := c.tasks.GetMsg(ctx, adv.StreamSeq)
+		if err != nil {
+			// Already gone: acked late, purged by a cancel, or handled by a peer.
+			_ = msg.Ack()
+			return
+		}
+		attempt, _ := strconv.Atoi(raw.Header.Get(bus.HeaderAttempt))
+		shard, _ := strconv.Atoi(raw.Header.Get(bus.HeaderShard))
+		run := raw.Header.Get(bus.HeaderRun)
+		in := MaxDelivered{Stage: raw.Header.Get(bus.HeaderStage), Attempt: int32(attempt), Shard: int32(shard), Deliveries: adv.Deliveries}
+		c.log.Warn("task exhausted its deliveries", "run", run, "stage", in.Stage, "attempt", attempt, "deliveries", adv.Deliveries)
+		w := work{run: run, in: in, done: func(_ *sluicev1.RunState, err error) {
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+			if err := c.tasks.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				c.log.Warn("remove exhausted task", "seq", adv.StreamSeq, "err", err)
+			}
+			_ = msg.Ack()
+		}}
+		_ = c.submit(ctx, w)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consume advisories: %w", err)
+	}
+	return cc.Stop, nil
+}

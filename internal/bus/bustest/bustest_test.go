@@ -1,0 +1,57 @@
+package bustest
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ci/sluice/internal/bus"
+)
+
+func TestStart(t *testing.T) {
+	env := Start(t, bus.Config{})
+	if _, err := env.JS.Stream(t.Context(), env.Config.Names.TasksStream()); err != nil {
+		t.Fatalf("tasks stream: %v", err)
+	}
+}
+
+func TestClusterReplicated(t *testing.T) {
+	ctx := t.Context()
+	nodes := Cluster(t, 3)
+	_, js := Connect(t, nodes[1].ClientURL())
+	cfg := bus.Config{Replicas: 3}.WithDefaults()
+	if err := bus.Provision(ctx, js, cfg); err != nil {
+		t.Fatalf("provision R3: %v", err)
+	}
+	for _, name := range []string{cfg.Names.TasksStream(), cfg.Names.EventsStream(), "KV_" + cfg.Names.RunsBucket(), "OBJ_" + cfg.Names.SourcesStore()} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		if got := s.CachedInfo().Config.Replicas; got != 3 {
+			t.Errorf("stream %s replicas = %d, want 3", name, got)
+		}
+	}
+	cons, err := bus.WorkerConsumer(ctx, js, cfg, "static", "default", 2)
+	if err != nil {
+		t.Fatalf("worker consumer R3: %v", err)
+	}
+	if got := cons.CachedInfo().Config.Replicas; got != 3 {
+		t.Errorf("consumer replicas = %d, want 3", got)
+	}
+	if _, err := js.Publish(ctx, cfg.Names.Task("static", "default", "r1"), []byte("t")); err != nil {
+		t.Fatalf("publish to R3 tasks: %v", err)
+	}
+	msgs, err := cons.Fetch(1)
+	if err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	for m := range msgs.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+	if err := msgs.Error(); err != nil && err != jetstream.ErrNoMessages {
+		t.Fatalf("fetch: %v", err)
+	}
+}

@@ -1,0 +1,242 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config holds the provisioning and consumer settings shared by coordinators and workers.
+// Zero fields take the defaults of WithDefaults.
+type Config struct {
+	Names           Names
+	Replicas        int             // 1 default; 3 for a cluster
+	AckWait         time.Duration   // task consumers; default 30s
+	MaxDeliver      int             // default 5
+	BackOff         []time.Duration // redelivery delays; default AckWait x 1, 2, 4, 8 (trimmed to MaxDeliver)
+	EventsMaxAge    time.Duration   // default 30 days
+	LogsMaxAge      time.Duration   // default 7 days
+	LogsMaxBytes    int64           // default 1 GiB
+	ResultsMaxAge   time.Duration   // default 7 days
+	DuplicateWindow time.Duration   // default 10m
+}
+
+// Defaults of Config.
+const (
+	DefaultAckWait         = 30 * time.Second
+	DefaultMaxDeliver      = 5
+	DefaultEventsMaxAge    = 30 * 24 * time.Hour
+	DefaultLogsMaxAge      = 7 * 24 * time.Hour
+	DefaultLogsMaxBytes    = int64(1 << 30)
+	DefaultResultsMaxAge   = 7 * 24 * time.Hour
+	DefaultDuplicateWindow = 10 * time.Minute
+	// AdvisoriesMaxAge keeps max-deliveries advisories long enough for a coordinator that
+	// was down over a weekend to still fail the stages they name.
+	AdvisoriesMaxAge = 7 * 24 * time.Hour
+)
+
+// ErrBadConfig is wrapped by Validate errors.
+var ErrBadConfig = errors.New("invalid bus config")
+
+// WithDefaults returns c with every zero field set to its default. The default BackOff
+// starts at AckWait because the server uses BackOff[0] as the ack deadline of the first
+// delivery: a dead worker's task is redelivered after AckWait, later ones back off.
+func (c Config) WithDefaults() Config {
+	if c.Names.Prefix == "" {
+		c.Names = NewNames("")
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = DefaultMaxDeliver
+	}
+	if len(c.BackOff) == 0 {
+		c.BackOff = []time.Duration{c.AckWait, 2 * c.AckWait, 4 * c.AckWait, 8 * c.AckWait}
+		if c.MaxDeliver > 0 && len(c.BackOff) > c.MaxDeliver {
+			c.BackOff = c.BackOff[:c.MaxDeliver]
+		}
+	}
+	if c.EventsMaxAge <= 0 {
+		c.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if c.LogsMaxAge <= 0 {
+		c.LogsMaxAge = DefaultLogsMaxAge
+	}
+	if c.LogsMaxBytes <= 0 {
+		c.LogsMaxBytes = DefaultLogsMaxBytes
+	}
+	if c.ResultsMaxAge <= 0 {
+		c.ResultsMaxAge = DefaultResultsMaxAge
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	return c
+}
+
+// Validate reports settings the server would reject or that would redeliver a task while
+// its worker still holds it. Call it on a config that went through WithDefaults.
+func (c Config) Validate() error {
+	if c.MaxDeliver < 1 && c.MaxDeliver != -1 {
+		return fmt.Errorf("%w: MaxDeliver %d must be >= 1 (or -1 for unlimited)", ErrBadConfig, c.MaxDeliver)
+	}
+	if c.MaxDeliver != -1 && len(c.BackOff) > c.MaxDeliver {
+		return fmt.Errorf("%w: %d BackOff steps exceed MaxDeliver %d", ErrBadConfig, len(c.BackOff), c.MaxDeliver)
+	}
+	for i, b := range c.BackOff {
+		if b < c.AckWait {
+			return fmt.Errorf("%w: BackOff[%d] %s is shorter than AckWait %s", ErrBadConfig, i, b, c.AckWait)
+		}
+	}
+	for _, age := range []time.Duration{c.EventsMaxAge, c.ResultsMaxAge} {
+		if age < c.DuplicateWindow {
+			return fmt.Errorf("%w: max age %s is shorter than the duplicate window %s", ErrBadConfig, age, c.DuplicateWindow)
+		}
+	}
+	return nil
+}
+
+// StreamConfigs are the streams of DESIGN section 3 (plus the advisories stream) for c.
+func (c Config) StreamConfigs() []jetstream.StreamConfig {
+	c = c.WithDefaults()
+	n := c.Names
+	return []jetstream.StreamConfig{
+		{
+			Name:        n.TasksStream(),
+			Description: "Sluice tasks, one subject per kind, pool and run; consumed once by a worker",
+			Subjects:    []string{n.AllTasks()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			Duplicates:  c.DuplicateWindow,
+		},
+		{
+			Name:        n.ResultsStream(),
+			Description: "Sluice stage progress and results",
+			Subjects:    []string{n.AllResults()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.ResultsMaxAge,
+			Duplicates:  c.DuplicateWindow,
+		},
+		{
+			Name:        n.EventsStream(),
+			Description: "Sluice pipeline events (the public contract); event ids dedupe republishes",
+			Subjects:    []string{n.AllEvents()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.EventsMaxAge,
+			Duplicates:  c.DuplicateWindow,
+		},
+		{
+			Name:        n.LogsStream(),
+			Description: "Sluice stage logs",
+			Subjects:    []string{n.AllLogs()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.LogsMaxAge,
+			MaxBytes:    c.LogsMaxBytes,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        n.AdvisoryStream(),
+			Description: "Max-deliveries advisories of the tasks stream, kept while no coordinator runs",
+			Subjects:    []string{n.MaxDeliveriesAdvisory()},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      AdvisoriesMaxAge,
+		},
+	}
+}
+
+// Provision creates or updates every stream, KV bucket and object store of DESIGN section 3,
+// idempotently: a second run changes nothing. It also creates the advisories stream that
+// captures the tasks stream's MAX_DELIVERIES advisories, so none is lost while no
+// coordinator runs.
+func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	for _, sc := range c.StreamConfigs() {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		}
+	}
+	n := c.Names
+	kvs := []jetstream.KeyValueConfig{
+		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1},
+		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1},
+		{Bucket: n.LocksBucket(), Description: "Sluice environment locks", History: 1},
+	}
+	for _, kc := range kvs {
+		kc.Storage = jetstream.FileStorage
+		kc.Replicas = c.Replicas
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return fmt.Errorf("provision KV bucket %s: %w", kc.Bucket, err)
+		}
+	}
+	objs := []jetstream.ObjectStoreConfig{
+		{Bucket: n.SourcesStore(), Description: "Sluice source bundles by content digest"},
+		{Bucket: n.ArtifactsStore(), Description: "Sluice artifacts by run/stage/name"},
+	}
+	for _, oc := range objs {
+		oc.Storage = jetstream.FileStorage
+		oc.Replicas = c.Replicas
+		if _, err := js.CreateOrUpdateObjectStore(ctx, oc); err != nil {
+			return fmt.Errorf("provision object store %s: %w", oc.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// WorkerConsumerConfig is the consumer WorkerConsumer creates for (kind, pool).
+func WorkerConsumerConfig(c Config, kind, pool string, maxAckPending int) jetstream.ConsumerConfig {
+	c = c.WithDefaults()
+	name := c.Names.WorkerConsumer(kind, pool)
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "Sluice workers of kind " + kind + " in pool " + pool,
+		FilterSubject: c.Names.TaskFilter(kind, pool),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver,
+		BackOff:       c.BackOff,
+		MaxAckPending: maxAckPending,
+		Replicas:      c.Replicas,
+	}
+}
+
+// WorkerConsumer creates or updates the shared durable pull consumer of (kind, pool): name
+// Names.WorkerConsumer, filter Names.TaskFilter, explicit ack, AckWait, MaxDeliver with
+// BackOff, MaxAckPending = maxAckPending (the pool's concurrency cap).
+func WorkerConsumer(ctx context.Context, js jetstream.JetStream, c Config, kind, pool string, maxAckPending int) (jetstream.Consumer, error) {
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if kind == "" || pool == "" {
+		return nil, fmt.Errorf("%w: worker consumer needs a kind and a pool (got %q, %q)", ErrBadConfig, kind, pool)
+	}
+	if maxAckPending < 1 {
+		return nil, fmt.Errorf("%w: worker consumer %s/%s: max ack pending %d must be >= 1", ErrBadConfig, kind, pool, maxAckPending)
+	}
+	cc := WorkerConsumerConfig(c, kind, pool, maxAckPending)
+	cons, err := js.CreateOrUpdateConsumer(ctx, c.Names.TasksStream(), cc)
+	if err != nil {
+		return nil, fmt.Errorf("worker consumer %s on %s: %w", cc.Durable, c.Names.TasksStream(), err)
+	}
+	return cons, nil
+}

@@ -1,0 +1,77 @@
+package sluicev1
+
+import (
+	"fmt"
+	"strings"
+)
+
+var kindSlugs = map[StageKind]string{
+	StageKind_STAGE_KIND_STATIC:        "static",
+	StageKind_STAGE_KIND_TEST:          "test",
+	StageKind_STAGE_KIND_CONTRACT:      "contract",
+	StageKind_STAGE_KIND_E2E:           "e2e",
+	StageKind_STAGE_KIND_LOAD:          "load",
+	StageKind_STAGE_KIND_BACKUP_VERIFY: "backup-verify",
+	StageKind_STAGE_KIND_TRAFFIC_SHIFT: "traffic-shift",
+}
+
+// AllKinds lists every stage kind in a stable order.
+func AllKinds() []StageKind {
+	return []StageKind{
+		StageKind_STAGE_KIND_STATIC, StageKind_STAGE_KIND_TEST, StageKind_STAGE_KIND_CONTRACT,
+		StageKind_STAGE_KIND_E2E, StageKind_STAGE_KIND_LOAD, StageKind_STAGE_KIND_BACKUP_VERIFY,
+		StageKind_STAGE_KIND_TRAFFIC_SHIFT,
+	}
+}
+
+// Slug is the kind's name in pipeline files, subjects and CLI flags ("backup-verify").
+func (k StageKind) Slug() string {
+	if s, ok := kindSlugs[k]; ok {
+		return s
+	}
+	return "unspecified"
+}
+
+// ParseStageKind maps a slug back to its kind.
+func ParseStageKind(s string) (StageKind, error) {
+	for k, slug := range kindSlugs {
+		if slug == s {
+			return k, nil
+		}
+	}
+	names := make([]string, 0, len(kindSlugs))
+	for _, k := range AllKinds() {
+		names = append(names, k.Slug())
+	}
+	return StageKind_STAGE_KIND_UNSPECIFIED, fmt.Errorf("unknown kind %q (known: %s)", s, strings.Join(names, ", "))
+}
+
+// Terminal reports whether a stage in this status will not change again.
+func (s StageStatus) Terminal() bool {
+	switch s {
+	case StageStatus_STAGE_STATUS_PASSED, StageStatus_STAGE_STATUS_FAILED,
+		StageStatus_STAGE_STATUS_SKIPPED, StageStatus_STAGE_STATUS_CANCELLED:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether a run in this status will not change again.
+func (s RunStatus) Terminal() bool {
+	return s == RunStatus_RUN_STATUS_PASSED || s == RunStatus_RUN_STATUS_FAILED || s == RunStatus_RUN_STATUS_CANCELLED
+}
+
+// Short is the status without its enum prefix, lower case ("passed").
+func (s StageStatus) Short() string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "STAGE_STATUS_"))
+}
+
+// Short is the status without its enum prefix, lower case ("passed").
+func (s RunStatus) Short() string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "RUN_STATUS_"))
+}
+
+// Short is the outcome without its enum prefix, lower case ("timed_out").
+func (o Outcome) Short() string {
+	return strings.ToLower(strings.TrimPrefix(o.String(), "OUTCOME_"))
+}

@@ -1,0 +1,84 @@
+package exec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+var (
+	// ErrMissingSecret: a stage names a secret the worker's environment does not hold.
+	ErrMissingSecret = errors.New("missing secret")
+	// ErrBadEnv: a variable name or value cannot be put in a process environment.
+	ErrBadEnv = errors.New("bad environment variable")
+)
+
+// EnvConfig is what the worker contributes to a task's environment.
+type EnvConfig struct {
+	Path   string // the worker's PATH, so steps find the same tools the worker does
+	Home   string // a per-task directory
+	TmpDir string // a per-task directory
+	// LookupEnv reads the worker's own environment, only for the stage's named secrets.
+	// Nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// TaskEnv builds the clean environment of t's steps: PATH, HOME, LANG=C.UTF-8 and TMPDIR,
+// overridden by the pipeline env and then the stage env, then the stage's secrets read from
+// the worker's environment, then the SLUICE_* task variables, which nothing overrides.
+// Nothing else of the worker's environment leaks. It also returns the secret values, for
+// redaction. Every missing secret is named in one error wrapping ErrMissingSecret.
+func TaskEnv(t *sluicev1.Task, c EnvConfig) (env, secrets []string, err error) {
+	lookup := c.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	vars := map[string]string{
+		"PATH":   c.Path,
+		"HOME":   c.Home,
+		"LANG":   "C.UTF-8",
+		"TMPDIR": c.TmpDir,
+	}
+	for k, v := range t.GetEnv() {
+		vars[k] = v
+	}
+	for k, v := range t.GetSpec().GetEnv() {
+		vars[k] = v
+	}
+	var missing []string
+	for _, name := range t.GetSpec().GetSecrets() {
+		v, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		vars[name] = v
+		secrets = append(secrets, v)
+	}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("%w: %s not set in the worker's environment (export it where the worker runs)",
+			ErrMissingSecret, strings.Join(missing, ", "))
+	}
+	vars["SLUICE_RUN_ID"] = t.GetRunId()
+	vars["SLUICE_STAGE"] = t.GetStage()
+	vars["SLUICE_ATTEMPT"] = strconv.Itoa(int(t.GetAttempt()))
+	vars["SLUICE_SHARD_INDEX"] = strconv.Itoa(int(t.GetShardIndex()))
+	vars["SLUICE_SHARD_COUNT"] = strconv.Itoa(int(max(t.GetShardCount(), 1)))
+	vars["SLUICE_PIPELINE"] = t.GetPipeline()
+	vars["SLUICE_REF"] = t.GetRef()
+
+	env = make([]string, 0, len(vars))
+	for k, v := range vars {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return nil, nil, fmt.Errorf("%w: %q", ErrBadEnv, k)
+		}
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env, secrets, nil
+}

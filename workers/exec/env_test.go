@@ -1,0 +1,108 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+func testTask() *sluicev1.Task {
+	return &sluicev1.Task{
+		RunId: "r1", Pipeline: "web", Stage: "test", Attempt: 2, ShardIndex: 1, ShardCount: 3,
+		Ref: "main",
+		Env: map[string]string{"FROM_PIPELINE": "p", "OVERRIDDEN": "pipeline"},
+		Spec: &sluicev1.StageSpec{
+			Name: "test",
+			Env:  map[string]string{"FROM_STAGE": "s", "OVERRIDDEN": "stage", "SLUICE_STAGE": "forged"},
+		},
+	}
+}
+
+// A step sees exactly the documented variables: nothing of the worker's own environment.
+func TestTaskEnvIsClean(t *testing.T) {
+	t.Setenv("SLUICE_TEST_LEAK", "leaked")
+	t.Setenv("DB_PASSWORD", "pa55word")
+	task := testTask()
+	task.Spec.Secrets = []string{"DB_PASSWORD"}
+	home, tmp := t.TempDir(), t.TempDir()
+	env, secrets, err := TaskEnv(task, EnvConfig{Path: "/usr/bin:/bin", Home: home, TmpDir: tmp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(secrets, []string{"pa55word"}) {
+		t.Errorf("secrets = %q", secrets)
+	}
+
+	var out bytes.Buffer
+	r := &Runner{Dir: t.TempDir(), Env: env, Stdout: &out}
+	if _, err := r.Run(context.Background(), 1, "env"); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for line := range strings.Lines(out.String()) {
+		k, v, _ := strings.Cut(strings.TrimSuffix(line, "\n"), "=")
+		got[k] = v
+	}
+	// dash adds PWD itself; it is the step's directory, not the worker's.
+	delete(got, "PWD")
+	want := map[string]string{
+		"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
+		"SLUICE_RUN_ID": "r1", "SLUICE_STAGE": "test", "SLUICE_ATTEMPT": "2",
+		"SLUICE_SHARD_INDEX": "1", "SLUICE_SHARD_COUNT": "3", "SLUICE_PIPELINE": "web",
+		"SLUICE_REF":    "main",
+		"FROM_PIPELINE": "p", "FROM_STAGE": "s", "OVERRIDDEN": "stage",
+		"DB_PASSWORD": "pa55word",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected variable %s=%q in the step's environment", k, got[k])
+		}
+	}
+}
+
+func TestTaskEnvErrors(t *testing.T) {
+	lookup := func(k string) (string, bool) {
+		v, ok := map[string]string{"PRESENT": "value"}[k]
+		return v, ok
+	}
+	tests := []struct {
+		name     string
+		secrets  []string
+		env      map[string]string
+		want     error
+		contains []string
+	}{
+		{"missing secret", []string{"PRESENT", "DB_PASSWORD"}, nil, ErrMissingSecret, []string{"DB_PASSWORD"}},
+		{"all missing named", []string{"A_KEY", "B_KEY"}, nil, ErrMissingSecret, []string{"A_KEY, B_KEY"}},
+		{"name with =", nil, map[string]string{"A=B": "x"}, ErrBadEnv, []string{`"A=B"`}},
+		{"NUL in value", nil, map[string]string{"A": "x\x00y"}, ErrBadEnv, []string{`"A"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			task := testTask()
+			task.Spec.Secrets = tc.secrets
+			for k, v := range tc.env {
+				task.Spec.Env[k] = v
+			}
+			_, _, err := TaskEnv(task, EnvConfig{LookupEnv: lookup})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			for _, s := range tc.contains {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not name %s", err, s)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package workers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/workers/exec"
+)
+
+// ErrBadArtifactName: an artifact name is empty, absolute or climbs out with "..".
+var ErrBadArtifactName = errors.New("bad artifact name")
+
+// Task is what a Handler gets: the decoded task, its source tree, and the runtime's
+// services. Output written to Stdout, Stderr and Log is streamed to the stage's logs with
+// every secret value redacted.
+type Task struct {
+	Task     *sluicev1.Task
+	Dir      string   // the extracted source tree (empty when the task has no source)
+	Env      []string // the clean environment of the task's processes (exec.TaskEnv)
+	Stdout   io.Writer
+	Stderr   io.Writer
+	Log      io.Writer // the worker's own lines, the "sluice" log stream
+	Exec     *exec.Runner
+	Logger   *slog.Logger
+	Delivery int // 1 on the first delivery of the task
+
+	artifacts jetstream.ObjectStore
+}
+
+// RunSteps runs commands with t.Exec and maps the outcome: all exit 0 is PASSED, a non-zero
+// exit FAILED ("step 2 `go test ./...` exited 1"), a passed deadline TIMED_OUT, a cancel
+// CANCELLED, a step that cannot start ERROR. Each step's duration is a metric.
+func (t *Task) RunSteps(ctx context.Context, commands []string) *sluicev1.Result {
+	steps, err := t.Exec.RunSteps(ctx, commands)
+	res := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED}
+	for _, s := range steps {
+		res.Metrics = append(res.Metrics, &sluicev1.Metric{
+			Name: "step_duration_seconds", Value: s.Duration.Seconds(), Unit: "s",
+			Labels: map[string]string{"step": fmt.Sprint(s.Step), "command": s.Command},
+		})
+		res.ExitCode = int32(s.ExitCode)
+	}
+	switch {
+	case err == nil:
+		res.Message = fmt.Sprintf("%d steps passed", len(steps))
+		if len(steps) == 1 {
+			res.Message = "1 step passed"
+		}
+		return res
+	case errors.Is(err, exec.ErrFailed):
+		res.Outcome = sluicev1.Outcome_OUTCOME_FAILED
+	case errors.Is(err, exec.ErrTimeout):
+		res.Outcome = sluicev1.Outcome_OUTCOME_TIMED_OUT
+	case errors.Is(err, exec.ErrCanceled):
+		res.Outcome = sluicev1.Outcome_OUTCOME_CANCELLED
+	default:
+		res.Outcome = sluicev1.Outcome_OUTCOME_ERROR
+	}
+	res.Message = err.Error()
+	return res
+}
+
+// UploadArtifact stores r in the artifacts object store as <run>/<stage>/<name> and returns
+// its reference; name may contain slashes ("reports/junit.xml"). A later attempt of the
+// stage replaces the object.
+func (t *Task) UploadArtifact(ctx context.Context, name, contentType string, r io.Reader) (*sluicev1.ArtifactRef, error) {
+	clean := path.Clean(name)
+	if name == "" || path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+		return nil, fmt.Errorf("%w: %q", ErrBadArtifactName, name)
+	}
+	object := t.Task.GetRunId() + "/" + t.Task.GetStage() + "/" + clean
+	meta := jetstream.ObjectMeta{Name: object, Description: "artifact of stage " + t.Task.GetStage()}
+	if contentType != "" {
+		meta.Headers = nats.Header{"Content-Type": []string{contentType}}
+	}
+	info, err := t.artifacts.Put(ctx, meta, r)
+	if err != nil {
+		return nil, fmt.Errorf("upload artifact %s: %w", object, err)
+	}
+	return &sluicev1.ArtifactRef{
+		Name: clean, Object: object, ContentType: contentType, Size: int64(info.Size),
+		Digest: sha256Digest(info.Digest),
+	}, nil
+}
+
+// sha256Digest renders the object store's "SHA-256=<base64url>" as "sha256:<hex>", the form
+// source bundles use, keeping the store's form if it does not parse.
+func sha256Digest(d string) string {
+	b64, ok := strings.CutPrefix(d, "SHA-256=")
+	if !ok {
+		return d
+	}
+	sum, err := base64.URLEncoding.DecodeString(b64)
+	if err != nil {
+		return d
+	}
+	return "sha256:" + hex.EncodeToString(sum)
+}

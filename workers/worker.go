@@ -1,0 +1,645 @@
+// Package workers is the worker runtime: it pulls the tasks of its kinds from the shared
+// durable consumers, runs each with the kind's Handler, streams the logs, and reports the
+// outcome in the order STARTED -> heartbeats -> final Result -> ack (DESIGN section 3).
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/source"
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/workers/exec"
+)
+
+// Defaults of Config.
+const (
+	DefaultPool  = "default"
+	DefaultGrace = 10 * time.Second
+)
+
+const (
+	// publishTimeout bounds a result publish, the ack, and the wait for log acks.
+	publishTimeout = 10 * time.Second
+	// cancelMemory is how long a cancel signal is remembered, so a task of a cancelled run
+	// pulled just after the signal (before the coordinator's purge) does not run.
+	cancelMemory = 10 * time.Minute
+	// pullRetry is the pause after a pull that failed for a reason other than the long
+	// poll expiring.
+	pullRetry = time.Second
+)
+
+// ErrBadConfig is wrapped by New's validation errors.
+var ErrBadConfig = errors.New("invalid worker config")
+
+// Causes of a task's cancellation.
+var (
+	errHandBack     = errors.New("worker stopping: task handed back")
+	errCancelSignal = errors.New("cancel signal")
+)
+
+// Config configures a Worker. Zero fields take defaults.
+type Config struct {
+	Names       bus.Names            // default: Bus.Names, then bus.NewNames("")
+	Bus         bus.Config           // AckWait (heartbeats every AckWait/3), MaxDeliver, BackOff
+	Kinds       []sluicev1.StageKind // default: every kind
+	Pool        string               // default DefaultPool
+	Concurrency int                  // tasks at once per kind; default 1
+	CacheDir    string               // source bundle cache; default <tmp>/sluice/cache
+	WorkDir     string               // per-task work trees; default <tmp>/sluice/work
+	Grace       time.Duration        // how long in-flight tasks may finish on stop; default DefaultGrace
+	ID          string               // worker id in results; default hostname-pid
+	Logger      *slog.Logger         // default slog.Default()
+	Registry    *Registry            // default DefaultRegistry()
+}
+
+// Worker serves the tasks of its kinds. Create it with New, start it with Run.
+type Worker struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	c        Config
+	log      *slog.Logger
+	handlers map[sluicev1.StageKind]Handler
+
+	// Set by Run before any task starts.
+	sources   *source.Cache
+	artifacts jetstream.ObjectStore
+
+	mu          sync.Mutex
+	inflight    map[*inflight]struct{}
+	cancels     []rememberedCancel
+	handingBack bool
+}
+
+type inflight struct {
+	task   *sluicev1.Task
+	cancel context.CancelCauseFunc
+}
+
+type rememberedCancel struct {
+	sig *sluicev1.CancelSignal
+	at  time.Time
+}
+
+// New checks c, fills its defaults and returns a Worker that uses nc.
+func New(nc *nats.Conn, c Config) (*Worker, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: no NATS connection", ErrBadConfig)
+	}
+	if c.Names.Prefix == "" {
+		c.Names = c.Bus.Names
+	}
+	c.Bus.Names = c.Names
+	c.Bus = c.Bus.WithDefaults()
+	c.Names = c.Bus.Names
+	if len(c.Kinds) == 0 {
+		c.Kinds = sluicev1.AllKinds()
+	}
+	if c.Pool == "" {
+		c.Pool = DefaultPool
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
+	}
+	if c.Concurrency < 0 {
+		return nil, fmt.Errorf("%w: concurrency %d must be >= 1", ErrBadConfig, c.Concurrency)
+	}
+	if c.Grace == 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.Grace < 0 {
+		return nil, fmt.Errorf("%w: grace %s must not be negative", ErrBadConfig, c.Grace)
+	}
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = DefaultRegistry()
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(os.TempDir(), "sluice", "cache")
+	}
+	if c.WorkDir == "" {
+		c.WorkDir = filepath.Join(os.TempDir(), "sluice", "work")
+	}
+	handlers := make(map[sluicev1.StageKind]Handler)
+	for _, k := range c.Kinds {
+		if _, known := sluicev1.StageKind_name[int32(k)]; !known || k == sluicev1.StageKind_STAGE_KIND_UNSPECIFIED {
+			return nil, fmt.Errorf("%w: unknown stage kind %d", ErrBadConfig, k)
+		}
+		h, ok := c.Registry.Handler(k)
+		if !ok {
+			return nil, fmt.Errorf("%w: no handler registered for kind %s", ErrBadConfig, k.Slug())
+		}
+		handlers[k] = h
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	return &Worker{
+		nc: nc, js: js, c: c, handlers: handlers,
+		log:      c.Logger.With("worker", c.ID, "pool", c.Pool),
+		inflight: make(map[*inflight]struct{}),
+	}, nil
+}
+
+// Run serves tasks until ctx is done, then stops pulling at once, gives in-flight tasks
+// Config.Grace to finish, and hands back (Nak) those that do not, killing their processes.
+// It returns after every goroutine it started has ended: nil after a stop through ctx, or
+// the error that made serving impossible.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.open(ctx); err != nil {
+		return err
+	}
+	consumers := make(map[sluicev1.StageKind]jetstream.Consumer, len(w.handlers))
+	for kind := range w.handlers {
+		cons, err := bus.WorkerConsumer(ctx, w.js, w.c.Bus, kind.Slug(), w.c.Pool, w.c.Concurrency)
+		if err != nil {
+			return fmt.Errorf("worker %s: %w", w.c.ID, err)
+		}
+		consumers[kind] = cons
+	}
+	sub, err := w.nc.Subscribe(w.c.Names.AllCancels(), w.onCancel)
+	if err != nil {
+		return fmt.Errorf("subscribe to cancel signals on %s: %w", w.c.Names.AllCancels(), err)
+	}
+
+	pullCtx, stopPulling := context.WithCancelCause(ctx)
+	defer stopPulling(nil)
+	var slots sync.WaitGroup
+	for kind, cons := range consumers {
+		// One goroutine per slot, each holding at most one task: never more than
+		// Concurrency tasks of a kind at once, and no task waits in a local buffer.
+		for range w.c.Concurrency {
+			slots.Go(func() { w.serve(pullCtx, stopPulling, kind, cons) })
+		}
+	}
+	w.log.Info("worker serving", "kinds", w.kindList(), "concurrency", w.c.Concurrency)
+
+	allDone := make(chan struct{})
+	var reaper sync.WaitGroup
+	reaper.Go(func() {
+		select {
+		case <-allDone:
+			return
+		case <-pullCtx.Done():
+		}
+		grace := time.NewTimer(w.c.Grace)
+		defer grace.Stop()
+		select {
+		case <-allDone:
+		case <-grace.C:
+			w.handBackAll()
+		}
+	})
+	slots.Wait()
+	close(allDone)
+	reaper.Wait()
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		w.log.Warn("unsubscribe from cancel signals", "err", err)
+	}
+	if ctx.Err() != nil {
+		w.log.Info("worker stopped")
+		return nil
+	}
+	return context.Cause(pullCtx)
+}
+
+// open binds the object stores and prepares the local directories.
+func (w *Worker) open(ctx context.Context) error {
+	srcStore, err := w.js.ObjectStore(ctx, w.c.Names.SourcesStore())
+	if err != nil {
+		return fmt.Errorf("open object store %s (is the bus provisioned? start a coordinator or `sluice dev`): %w",
+			w.c.Names.SourcesStore(), err)
+	}
+	w.artifacts, err = w.js.ObjectStore(ctx, w.c.Names.ArtifactsStore())
+	if err != nil {
+		return fmt.Errorf("open object store %s: %w", w.c.Names.ArtifactsStore(), err)
+	}
+	for _, d := range []string{w.c.CacheDir, w.c.WorkDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("worker directory: %w", err)
+		}
+	}
+	w.sources = &source.Cache{Dir: w.c.CacheDir, Store: srcStore, Limits: source.DefaultLimits()}
+	return nil
+}
+
+func (w *Worker) kindList() string {
+	var s []string
+	for _, k := range w.c.Kinds {
+		s = append(s, k.Slug())
+	}
+	return strings.Join(s, ",")
+}
+
+// serve pulls and runs one task at a time until ctx is done. A connection that is closed for
+// good stops the whole worker through fatal.
+func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer) {
+	for {
+		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		if ctx.Err() != nil {
+			if msg != nil {
+				// Pulled as the worker stopped: another worker takes it without waiting
+				// for AckWait.
+				w.nak(msg, w.log)
+			}
+			return
+		}
+		switch {
+		case err == nil:
+			w.process(ctx, kind, msg)
+		case errors.Is(err, nats.ErrTimeout):
+			// The long poll expired with nothing to do.
+		case errors.Is(err, nats.ErrConnectionClosed):
+			fatal(fmt.Errorf("pull %s tasks: %w", kind.Slug(), err))
+			return
+		default:
+			w.log.Warn("pull tasks", "kind", kind.Slug(), "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(pullRetry):
+			}
+		}
+	}
+}
+
+// process runs one delivered task through STARTED -> heartbeats -> final -> ack.
+func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetstream.Msg) {
+	task := &sluicev1.Task{}
+	if err := decodeTask(msg.Data(), task); err != nil {
+		w.log.Warn("terminating a task that does not decode", "subject", msg.Subject(), "err", err)
+		if err := msg.TermWithReason("sluice worker: " + err.Error()); err != nil {
+			w.log.Warn("terminate undecodable task", "subject", msg.Subject(), "err", err)
+		}
+		return
+	}
+	delivery := 1
+	if meta, err := msg.Metadata(); err == nil {
+		delivery = int(meta.NumDelivered)
+	}
+	log := w.log.With("run", task.GetRunId(), "stage", task.GetStage(), "attempt", task.GetAttempt(),
+		"shard", task.GetShardIndex(), "delivery", delivery)
+
+	// The task outlives ctx by up to Grace: it is cancelled by a cancel signal or the
+	// hand-back, never directly by the worker's stop.
+	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	defer w.track(task, cancel)()
+
+	started := timestamppb.Now()
+	err := w.publishResult(task, &sluicev1.Result{
+		RunId: task.GetRunId(), Stage: task.GetStage(), Attempt: task.GetAttempt(), ShardIndex: task.GetShardIndex(),
+		Phase: sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: w.c.ID,
+		Delivery: int32(delivery), StartedAt: started,
+	})
+	if err != nil {
+		log.Error("cannot record the task's start; retrying it later", "err", err)
+		w.retryLater(msg, log)
+		return
+	}
+	stopHeartbeat := w.heartbeat(msg, log)
+	defer stopHeartbeat()
+
+	res := w.execute(tctx, kind, task, delivery, log)
+	if errors.Is(context.Cause(tctx), errHandBack) {
+		stopHeartbeat()
+		log.Info("handing the task back to the queue")
+		w.nak(msg, log)
+		return
+	}
+	res.RunId, res.Stage, res.Attempt, res.ShardIndex = task.GetRunId(), task.GetStage(), task.GetAttempt(), task.GetShardIndex()
+	res.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
+	res.Worker, res.Delivery = w.c.ID, int32(delivery)
+	res.StartedAt, res.FinishedAt = started, timestamppb.Now()
+	if err := w.publishResult(task, res); err != nil {
+		// Never ack without a recorded result: the task is retried.
+		stopHeartbeat()
+		log.Error("cannot record the final result; retrying the task later", "err", err)
+		w.retryLater(msg, log)
+		return
+	}
+	stopHeartbeat()
+	actx, acancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer acancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		// The result is recorded; a redelivery's final result carries the same Nats-Msg-Id
+		// and is dropped as a duplicate.
+		log.Warn("ack task after its final result", "err", err)
+	}
+	log.Info("task finished", "outcome", res.GetOutcome().Short(),
+		"duration", res.FinishedAt.AsTime().Sub(started.AsTime()).Round(time.Millisecond))
+}
+
+// decodeTask decodes and checks the fields every later step relies on.
+func decodeTask(data []byte, t *sluicev1.Task) error {
+	if err := proto.Unmarshal(data, t); err != nil {
+		return fmt.Errorf("undecodable task payload (%d bytes): %w", len(data), err)
+	}
+	if t.GetRunId() == "" || t.GetStage() == "" {
+		return fmt.Errorf("task payload without run id or stage (%d bytes)", len(data))
+	}
+	return nil
+}
+
+// execute prepares the task's directories, environment, logs and source, runs the handler
+// and returns its result, with cancellations and setup errors mapped to outcomes.
+func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger) (res *sluicev1.Result) {
+	sink := newLogSink(w.js, w.c.Names, task)
+	dir, err := os.MkdirTemp(w.c.WorkDir, taskDirPrefix(task))
+	if err != nil {
+		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err))
+	}
+	defer removeTree(dir, log)
+	src, home, tmp := filepath.Join(dir, "src"), filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
+	for _, d := range []string{home, tmp} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err))
+		}
+	}
+	env, secrets, envErr := exec.TaskEnv(task, exec.EnvConfig{Path: os.Getenv("PATH"), Home: home, TmpDir: tmp})
+	stdout := exec.NewRedactor(sink.writer(StreamStdout), secrets)
+	stderr := exec.NewRedactor(sink.writer(StreamStderr), secrets)
+	sluice := exec.NewRedactor(sink.writer(StreamSluice), secrets)
+	defer func() {
+		fmt.Fprintf(sluice, "%s: %s\n", res.GetOutcome().Short(), res.GetMessage())
+		for _, r := range []*exec.Redactor{stdout, stderr, sluice} {
+			if err := r.Close(); err != nil {
+				log.Warn("flush task output", "err", err)
+			}
+		}
+		res = w.closeLogs(sink, log, res)
+	}()
+	defer func() { res = interrupted(ctx, res) }()
+
+	fmt.Fprintf(sluice, "worker %s took the task (delivery %d)\n", w.c.ID, delivery)
+	if envErr != nil {
+		return errorResult("%v", envErr)
+	}
+	if task.GetKind() != kind {
+		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug())
+	}
+	if digest := task.GetSourceDigest(); digest != "" {
+		if err := w.sources.Checkout(ctx, digest, src); err != nil {
+			return errorResult("check out source %s: %v", digest, err)
+		}
+		fmt.Fprintf(sluice, "checked out source %s\n", digest)
+	} else if err := os.Mkdir(src, 0o700); err != nil {
+		return errorResult("create the task's source directory: %v", err)
+	}
+
+	hctx := ctx
+	if d := task.GetTimeout().AsDuration(); d > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	t := &Task{
+		Task: task, Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice,
+		Exec:   &exec.Runner{Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice},
+		Logger: log, Delivery: delivery, artifacts: w.artifacts,
+	}
+	return callHandler(hctx, w.handlers[kind], t)
+}
+
+// interrupted maps a task stopped by a cancel signal to CANCELLED, whatever the handler made
+// of its killed processes; a task that passed before the signal stays PASSED.
+func interrupted(ctx context.Context, res *sluicev1.Result) *sluicev1.Result {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errCancelSignal) && res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED:
+		res.Outcome = sluicev1.Outcome_OUTCOME_CANCELLED
+		if res.Message == "" {
+			res.Message = cause.Error()
+		}
+	case errors.Is(cause, errHandBack):
+		res.Message = errHandBack.Error()
+	}
+	return res
+}
+
+// closeLogs waits for the task's log chunks to be stored. Lost logs do not change the
+// outcome; the result says they are incomplete.
+func (w *Worker) closeLogs(sink *logSink, log *slog.Logger, res *sluicev1.Result) *sluicev1.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if err := sink.close(ctx); err != nil {
+		log.Warn("task logs incomplete", "err", err)
+		if res.Detail == nil {
+			res.Detail = make(map[string]string)
+		}
+		res.Detail["logs"] = err.Error()
+	}
+	return res
+}
+
+// callHandler runs h; a panic in an engine fails the task instead of the worker.
+func callHandler(ctx context.Context, h Handler, t *Task) (res *sluicev1.Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.Logger.Error("handler panicked", "panic", p, "stack", string(debug.Stack()))
+			res = errorResult("%s handler panicked: %v", t.Task.GetKind().Slug(), p)
+		}
+	}()
+	if res = h.Handle(ctx, t); res == nil {
+		res = errorResult("%s handler returned no result", t.Task.GetKind().Slug())
+	}
+	return res
+}
+
+func errorResult(format string, args ...any) *sluicev1.Result {
+	return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR, Message: fmt.Sprintf(format, args...)}
+}
+
+// publishResult publishes res on the run's result subject and waits for the stream's ack.
+// Its Nats-Msg-Id makes a republish after a crash or a redelivery a no-op.
+func (w *Worker) publishResult(task *sluicev1.Task, res *sluicev1.Result) error {
+	phase := "started"
+	if res.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+		phase = "final"
+	}
+	data, err := proto.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode %s result: %w", phase, err)
+	}
+	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId()), Header: taskHeader(task), Data: data}
+	id := bus.ResultMsgID(bus.TaskMsgID(task.GetRunId(), task.GetStage(), task.GetAttempt(),
+		task.GetShardIndex(), task.GetShardCount()), phase)
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(w.c.Names.ResultsStream())); err != nil {
+		return fmt.Errorf("publish %s result %s: %w", phase, id, err)
+	}
+	return nil
+}
+
+// heartbeat tells the server every AckWait/3 that the task is still being worked on, so it
+// is not redelivered while this worker holds it. stop ends it and may be called again.
+func (w *Worker) heartbeat(msg jetstream.Msg, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(w.c.Bus.AckWait / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if err := msg.InProgress(); err != nil {
+					log.Warn("heartbeat", "err", err)
+				}
+			}
+		}
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
+// retryLater hands a task back after AckWait: the results stream is unreachable, and an
+// immediate redelivery would only burn the task's deliveries against the same outage.
+func (w *Worker) retryLater(msg jetstream.Msg, log *slog.Logger) {
+	if err := msg.NakWithDelay(w.c.Bus.AckWait); err != nil {
+		log.Warn("hand the task back (it returns after AckWait)", "subject", msg.Subject(), "err", err)
+	}
+}
+
+func (w *Worker) nak(msg jetstream.Msg, log *slog.Logger) {
+	if err := msg.Nak(); err != nil {
+		log.Warn("hand the task back (it returns after AckWait)", "subject", msg.Subject(), "err", err)
+	}
+}
+
+// track registers a running task for cancel signals and the hand-back, and cancels it at
+// once if either came before it. The returned func unregisters it.
+func (w *Worker) track(task *sluicev1.Task, cancel context.CancelCauseFunc) (untrack func()) {
+	f := &inflight{task: task, cancel: cancel}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inflight[f] = struct{}{}
+	switch {
+	case w.handingBack:
+		cancel(errHandBack)
+	default:
+		for _, rc := range w.cancels {
+			if cancelMatches(rc.sig, task) {
+				cancel(cancelCause(rc.sig))
+				break
+			}
+		}
+	}
+	return func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(w.inflight, f)
+	}
+}
+
+// handBackAll cancels every in-flight task so that it is handed back, and every later one.
+func (w *Worker) handBackAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.handingBack = true
+	for f := range w.inflight {
+		f.cancel(errHandBack)
+	}
+	if n := len(w.inflight); n > 0 {
+		w.log.Warn("grace period over; killing and handing back in-flight tasks", "tasks", n, "grace", w.c.Grace)
+	}
+}
+
+// onCancel handles a sluicev1.CancelSignal: the matching in-flight tasks are cancelled, and
+// the signal is remembered for tasks of the run pulled shortly after it.
+func (w *Worker) onCancel(m *nats.Msg) {
+	sig := &sluicev1.CancelSignal{}
+	if err := proto.Unmarshal(m.Data, sig); err != nil {
+		w.log.Warn("ignoring a cancel signal that does not decode", "subject", m.Subject, "err", err)
+		return
+	}
+	if sig.RunId == "" {
+		sig.RunId = m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	}
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := w.cancels[:0]
+	for _, rc := range w.cancels {
+		if now.Sub(rc.at) < cancelMemory {
+			kept = append(kept, rc)
+		}
+	}
+	w.cancels = append(kept, rememberedCancel{sig: sig, at: now})
+	for f := range w.inflight {
+		if cancelMatches(sig, f.task) {
+			w.log.Info("cancelling task", "run", f.task.GetRunId(), "stage", f.task.GetStage(), "reason", sig.GetReason())
+			f.cancel(cancelCause(sig))
+		}
+	}
+}
+
+// cancelMatches: an empty stage cancels every stage of the run; attempt 0 every attempt.
+func cancelMatches(sig *sluicev1.CancelSignal, t *sluicev1.Task) bool {
+	if sig.GetRunId() != t.GetRunId() {
+		return false
+	}
+	if sig.GetStage() == "" {
+		return true
+	}
+	return sig.GetStage() == t.GetStage() && (sig.GetAttempt() == 0 || sig.GetAttempt() == t.GetAttempt())
+}
+
+func cancelCause(sig *sluicev1.CancelSignal) error {
+	if r := sig.GetReason(); r != "" {
+		return fmt.Errorf("%w: %s", errCancelSignal, r)
+	}
+	return errCancelSignal
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// taskDirPrefix names a task's work directory after the task, for whoever looks at the disk.
+func taskDirPrefix(t *sluicev1.Task) string {
+	name := fmt.Sprintf("%s-%s-%d-%d-", t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex())
+	return unsafeName.ReplaceAllString(name, "_")
+}
+
+// removeTree deletes a task's directory, including the read-only directories tools leave
+// behind (the Go module cache in the task's HOME).
+func removeTree(dir string, log *slog.Logger) {
+	if err := os.RemoveAll(dir); err == nil {
+		return
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("remove the task's work directory", "dir", dir, "err", err)
+	}
+}
