@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -113,7 +114,9 @@ func (c *Client) call(ctx context.Context, verb string, req, resp proto.Message)
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
 		desc := msg.Header.Get(micro.ErrorHeader)
 		n, _ := strconv.Atoi(code)
-		return fmt.Errorf("%w: %s", codeError(n), desc)
+		sentinel := codeError(n)
+		// The description is the coordinator's error text, which starts with the sentinel.
+		return fmt.Errorf("%w: %s", sentinel, strings.TrimPrefix(desc, sentinel.Error()+": "))
 	}
 	if err := proto.Unmarshal(msg.Data, resp); err != nil {
 		return fmt.Errorf("decode %s reply: %w", verb, err)

@@ -82,6 +82,7 @@ type Coordinator struct {
 	tasks jetstream.Stream
 	cache *runCache
 	lanes []chan work
+	ready chan struct{}
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -109,9 +110,13 @@ func New(nc *nats.Conn, c Config) (*Coordinator, error) {
 		nc:    nc,
 		js:    js,
 		cache: newRunCache(),
+		ready: make(chan struct{}),
 		now:   time.Now,
 	}, nil
 }
+
+// Ready is closed once Run serves the run API, with every stored run resumed.
+func (c *Coordinator) Ready() <-chan struct{} { return c.ready }
 
 // Run provisions the bus, then serves until ctx is done. It returns after every goroutine it
 // started has ended.
@@ -174,6 +179,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 	c.reconcileAll(ctx)
 	wg.Go(func() { c.clock(ctx) })
+	close(c.ready)
 	c.log.Info("coordinator running", "lanes", len(c.lanes), "runs_active", c.cache.activeCount())
 	<-ctx.Done()
 	wg.Wait()

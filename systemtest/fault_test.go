@@ -124,7 +124,7 @@ func newCluster(t *testing.T) *cluster {
 }
 
 func (c *cluster) coordinator(name string) *proc {
-	p := start(c.t, name, "coordinator", "--nats", c.url, "--ack-wait", ackWait, "--http", "")
+	p := start(c.t, name, "coordinator", "--nats", c.url, "--http", "")
 	c.waitAPI()
 	return p
 }

@@ -30,7 +30,7 @@ type harness struct {
 	names bus.Names
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	env := bustest.Start(t, bus.Config{AckWait: 2 * time.Second})
 	return &harness{env: env, names: env.Config.Names}
@@ -45,7 +45,7 @@ type runningWorker struct {
 }
 
 // stop cancels Run and waits for it to return, as a SIGTERM would.
-func (r *runningWorker) stop(t *testing.T) {
+func (r *runningWorker) stop(t testing.TB) {
 	t.Helper()
 	r.cancel()
 	select {
@@ -59,7 +59,7 @@ func (r *runningWorker) stop(t *testing.T) {
 }
 
 // start runs a worker on its own connection; c's zero fields get test defaults.
-func (h *harness) start(t *testing.T, c Config) *runningWorker {
+func (h *harness) start(t testing.TB, c Config) *runningWorker {
 	t.Helper()
 	nc, _ := bustest.Connect(t, h.env.Server.ClientURL())
 	if c.Kinds == nil {
@@ -106,7 +106,7 @@ func newTask(run string, steps ...string) *sluicev1.Task {
 }
 
 // publish queues a task the way the coordinator does.
-func (h *harness) publish(t *testing.T, task *sluicev1.Task) {
+func (h *harness) publish(t testing.TB, task *sluicev1.Task) {
 	t.Helper()
 	data, err := proto.Marshal(task)
 	if err != nil {
@@ -126,7 +126,7 @@ type gotResult struct {
 }
 
 // results reads the results of run, in stream order, until done says enough.
-func (h *harness) results(t *testing.T, run string, done func([]gotResult) bool) []gotResult {
+func (h *harness) results(t testing.TB, run string, done func([]gotResult) bool) []gotResult {
 	t.Helper()
 	cons, err := h.env.JS.OrderedConsumer(t.Context(), h.names.ResultsStream(),
 		jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.names.Result(run)}})
@@ -153,7 +153,7 @@ func (h *harness) results(t *testing.T, run string, done func([]gotResult) bool)
 }
 
 // final waits for the final result of run.
-func (h *harness) final(t *testing.T, run string) *sluicev1.Result {
+func (h *harness) final(t testing.TB, run string) *sluicev1.Result {
 	t.Helper()
 	got := h.results(t, run, func(g []gotResult) bool { return hasFinal(g) })
 	for _, r := range got {
@@ -174,7 +174,7 @@ func hasFinal(got []gotResult) bool {
 }
 
 // logChunks reads every stored log chunk of run's stage.
-func (h *harness) logChunks(t *testing.T, run, stage string) []*sluicev1.LogChunk {
+func (h *harness) logChunks(t testing.TB, run, stage string) []*sluicev1.LogChunk {
 	t.Helper()
 	s, err := h.env.JS.Stream(t.Context(), h.names.LogsStream())
 	if err != nil {
@@ -197,7 +197,7 @@ func (h *harness) logChunks(t *testing.T, run, stage string) []*sluicev1.LogChun
 
 // waitQueueEmpty waits until every task was acked or terminated: the work queue removes
 // them.
-func (h *harness) waitQueueEmpty(t *testing.T) {
+func (h *harness) waitQueueEmpty(t testing.TB) {
 	t.Helper()
 	waitFor(t, "the tasks stream to be empty", func() bool {
 		s, err := h.env.JS.Stream(t.Context(), h.names.TasksStream())
@@ -209,7 +209,7 @@ func (h *harness) waitQueueEmpty(t *testing.T) {
 	})
 }
 
-func (h *harness) consumerInfo(t *testing.T) *jetstream.ConsumerInfo {
+func (h *harness) consumerInfo(t testing.TB) *jetstream.ConsumerInfo {
 	t.Helper()
 	cons, err := h.env.JS.Consumer(t.Context(), h.names.TasksStream(), h.names.WorkerConsumer(static.Slug(), DefaultPool))
 	if err != nil {
@@ -222,7 +222,7 @@ func (h *harness) consumerInfo(t *testing.T) *jetstream.ConsumerInfo {
 	return info
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for !cond() {
@@ -257,7 +257,7 @@ func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
 }
 
 // waitLine waits until a logged line contains s.
-func (l *logCapture) waitLine(t *testing.T, s string) string {
+func (l *logCapture) waitLine(t testing.TB, s string) string {
 	t.Helper()
 	var line string
 	waitFor(t, "worker log line "+s, func() bool {

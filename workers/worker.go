@@ -32,6 +32,9 @@ import (
 const (
 	DefaultPool  = "default"
 	DefaultGrace = 10 * time.Second
+	// DefaultPoolCap is the in-flight bound of a (kind, pool) when none is configured: high
+	// enough that adding workers adds capacity.
+	DefaultPoolCap = 1024
 )
 
 const (
@@ -61,12 +64,16 @@ type Config struct {
 	Kinds       []sluicev1.StageKind // default: every kind
 	Pool        string               // default DefaultPool
 	Concurrency int                  // tasks at once per kind; default 1
-	CacheDir    string               // source bundle cache; default <tmp>/sluice/cache
-	WorkDir     string               // per-task work trees; default <tmp>/sluice/work
-	Grace       time.Duration        // how long in-flight tasks may finish on stop; default DefaultGrace
-	ID          string               // worker id in results; default hostname-pid
-	Logger      *slog.Logger         // default slog.Default()
-	Registry    *Registry            // default DefaultRegistry()
+	// PoolCap bounds the tasks in flight across every worker of a (kind, pool): the shared
+	// consumer's MaxAckPending. Every worker of a pool should set the same value; each still
+	// runs at most Concurrency itself. Default DefaultPoolCap.
+	PoolCap  int
+	CacheDir string        // source bundle cache; default <tmp>/sluice/cache
+	WorkDir  string        // per-task work trees; default <tmp>/sluice/work
+	Grace    time.Duration // how long in-flight tasks may finish on stop; default DefaultGrace
+	ID       string        // worker id in results; default hostname-pid
+	Logger   *slog.Logger  // default slog.Default()
+	Registry *Registry     // default DefaultRegistry()
 }
 
 // Worker serves the tasks of its kinds. Create it with New, start it with Run.
@@ -116,6 +123,12 @@ func New(nc *nats.Conn, c Config) (*Worker, error) {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 1
+	}
+	if c.PoolCap == 0 {
+		c.PoolCap = DefaultPoolCap
+	}
+	if c.PoolCap < 0 {
+		return nil, fmt.Errorf("%w: pool cap %d must be >= 1", ErrBadConfig, c.PoolCap)
 	}
 	if c.Concurrency < 0 {
 		return nil, fmt.Errorf("%w: concurrency %d must be >= 1", ErrBadConfig, c.Concurrency)
@@ -174,7 +187,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	consumers := make(map[sluicev1.StageKind]jetstream.Consumer, len(w.handlers))
 	for kind := range w.handlers {
-		cons, err := bus.WorkerConsumer(ctx, w.js, w.c.Bus, kind.Slug(), w.c.Pool, w.c.Concurrency)
+		cons, err := bus.WorkerConsumer(ctx, w.js, w.c.Bus, kind.Slug(), w.c.Pool, w.c.PoolCap)
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", w.c.ID, err)
 		}
@@ -257,7 +270,9 @@ func (w *Worker) kindList() string {
 // serve pulls and runs one task at a time until ctx is done. A connection that is closed for
 // good stops the whole worker through fatal.
 func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer) {
-	for {
+	// Checked before each pull: a pull request sent after the stop could be handed a task
+	// (such as the one just handed back) that nobody then reads until AckWait passes.
+	for ctx.Err() == nil {
 		msg, err := cons.Next(jetstream.FetchContext(ctx))
 		if ctx.Err() != nil {
 			if msg != nil {
@@ -378,7 +393,7 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err))
 		}
 	}
-	env, secrets, envErr := exec.TaskEnv(task, exec.EnvConfig{Path: os.Getenv("PATH"), Home: home, TmpDir: tmp})
+	env, secrets, envErr := exec.TaskEnv(task, exec.EnvConfig{Path: os.Getenv("PATH"), Home: home, TmpDir: tmp, CacheHome: filepath.Join(w.c.CacheDir, "tools")})
 	stdout := exec.NewRedactor(sink.writer(StreamStdout), secrets)
 	stderr := exec.NewRedactor(sink.writer(StreamStderr), secrets)
 	sluice := exec.NewRedactor(sink.writer(StreamSluice), secrets)

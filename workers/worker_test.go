@@ -191,6 +191,26 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 }
 
+// Workers of a kind share one consumer: a second worker adds capacity. Two tasks that can
+// only pass together (each waits for the other's marker) pass on two workers of
+// concurrency 1.
+func TestAddingAWorkerAddsCapacity(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	pair := func(self, other string) string {
+		return fmt.Sprintf(`touch %[1]s/%[2]s; i=0; while [ ! -e %[1]s/%[3]s ]; do i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done`, dir, self, other)
+	}
+	h.publish(t, newTask("cap-a", pair("a", "b")))
+	h.publish(t, newTask("cap-b", pair("b", "a")))
+	h.start(t, Config{Concurrency: 1, ID: "w1"})
+	h.start(t, Config{Concurrency: 1, ID: "w2"})
+	for _, run := range []string{"cap-a", "cap-b"} {
+		if res := h.final(t, run); res.Outcome != sluicev1.Outcome_OUTCOME_PASSED {
+			t.Fatalf("%s: %s %q: the two workers did not run at once", run, res.Outcome, res.Message)
+		}
+	}
+}
+
 // A cancel signal kills the step's process group within 5 s; the result is CANCELLED and
 // the task is acked, not redelivered.
 func TestCancelSignal(t *testing.T) {

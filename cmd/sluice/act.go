@@ -16,8 +16,8 @@ func newCancelCmd(a *app) *cobra.Command {
 		Use:   "cancel ID",
 		Short: "Cancel a run",
 		Long: `Cancel a run: its queued tasks are purged, its running steps are killed (their whole
-process group), and the run ends cancelled. Cancelling a run that has already ended is a
-conflict (exit 1).`,
+process group), and the run ends cancelled. Cancelling a cancelled run again is harmless;
+cancelling one that already passed or failed is a conflict (exit 1).`,
 		Example: `  sluice cancel 01JD3K5W7N8Q2R4T6V8X0Z2B4D
   sluice cancel 01JD3K5W7N8Q2R4T6V8X0Z2B4D --reason "superseded by a newer push"`,
 		Args: exactArgs("ID"),

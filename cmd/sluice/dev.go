@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/sluice-ci/sluice/internal/bus"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -82,5 +83,6 @@ coordinator stops, then the server flushes its store. A second Ctrl-C exits at o
 	f.StringVar(&workers, "workers", "all", "kinds to run workers for: all, none, or a list like static,test,e2e")
 	f.StringVar(&o.pool, "pool", "default", "worker pool the workers serve")
 	f.IntVar(&o.concurrency, "concurrency", 4, "tasks a worker runs at once, per kind")
+	f.DurationVar(&o.ackWait, "ack-wait", bus.DefaultAckWait, "how long a task may go without a heartbeat before the server hands it to another worker")
 	return cmd
 }

@@ -107,7 +107,7 @@ func writeEventLine(w io.Writer, ev *sluicev1.Event) {
 	if n := ev.GetAttempt(); n > 0 {
 		line += fmt.Sprintf("  attempt %d", n)
 	}
-	if m := oneLine(ev.GetMessage()); m != "" {
+	if m := eventMessage(ev); m != "" {
 		line += "  " + m
 	}
 	fmt.Fprintln(w, strings.TrimRight(line, " "))

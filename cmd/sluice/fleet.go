@@ -33,6 +33,7 @@ type fleetOptions struct {
 	kinds       []sluicev1.StageKind
 	pool        string
 	concurrency int
+	ackWait     time.Duration
 }
 
 // fleet is an embedded NATS server with a coordinator, a worker and the HTTP API on it, all
@@ -58,7 +59,7 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 		}
 	}()
 	names := a.names()
-	cfg := bus.Config{Names: names}.WithDefaults()
+	cfg := bus.Config{Names: names, AckWait: o.ackWait}.WithDefaults()
 
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -90,7 +91,7 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	f.stopCoord, f.coordDone = goRun(ctx, coord.Run)
-	if err := f.awaitAPI(ctx, names); err != nil {
+	if err := f.awaitReady(ctx, coord); err != nil {
 		return nil, err
 	}
 
@@ -114,6 +115,7 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 			CacheDir:    filepath.Join(o.dataDir, "cache"),
 			WorkDir:     filepath.Join(o.dataDir, "work"),
 			Logger:      a.log,
+			Registry:    kindRegistry(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
@@ -127,34 +129,19 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 // large store takes a while.
 const apiStartTimeout = 60 * time.Second
 
-// awaitAPI returns once the coordinator answers the run API, so the fleet is usable when
-// startFleet returns. The coordinator offers no readiness signal, so this asks with a short,
-// growing backoff; it ends early if the coordinator stops.
-func (f *fleet) awaitAPI(ctx context.Context, names bus.Names) error {
+// awaitReady returns once the coordinator serves the run API, so the fleet is usable when
+// startFleet returns; it ends early if the coordinator stops.
+func (f *fleet) awaitReady(ctx context.Context, coord *coordinator.Coordinator) error {
 	ctx, cancel := context.WithTimeout(ctx, apiStartTimeout)
 	defer cancel()
-	client := coordinator.NewClient(f.nc, names)
-	backoff := 5 * time.Millisecond
-	for {
-		_, err := client.List(ctx, &sluicev1.ListRunsRequest{Limit: 1})
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, coordinator.ErrNoCoordinator) {
-			return fmt.Errorf("coordinator API: %w", err)
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("coordinator API not up after %s: %w", apiStartTimeout, ctx.Err())
-		case err := <-f.coordDone:
-			t.Stop()
-			f.coordDone = closedWith(err)
-			return partStopped("coordinator", err)
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
+	select {
+	case <-coord.Ready():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("coordinator not up after %s: %w", apiStartTimeout, ctx.Err())
+	case err := <-f.coordDone:
+		f.coordDone = closedWith(err)
+		return partStopped("coordinator", err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,11 +19,16 @@ import (
 // as `sluice dev` does, and returns its NATS URL. It stops when the test ends.
 func startTestFleet(t *testing.T, kinds string) string {
 	t.Helper()
+	return startPrefixedFleet(t, kinds, bus.DefaultPrefix)
+}
+
+func startPrefixedFleet(t *testing.T, kinds, prefix string) string {
+	t.Helper()
 	ks, err := parseKinds(kinds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{stdout: io.Discard, stderr: io.Discard, log: discardLogger(), prefix: bus.DefaultPrefix}
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: discardLogger(), prefix: prefix}
 	f, err := a.startFleet(t.Context(), fleetOptions{
 		dataDir:     t.TempDir(),
 		natsListen:  "127.0.0.1:-1",
@@ -135,6 +142,12 @@ func TestRunPassesAndIsInspectable(t *testing.T) {
 		}
 		if !stages["read"] || !stages["check"] || !stages["main-only"] {
 			t.Errorf("stages %v", stages)
+		}
+	})
+	t.Run("cancel a passed run", func(t *testing.T) {
+		code, _, stderr := cli(t, "--nats", url, "cancel", id)
+		if code != exitFailed || !strings.Contains(stderr, "already passed") {
+			t.Errorf("exit %d, want %d:\n%s", code, exitFailed, stderr)
 		}
 	})
 	t.Run("logs of an unknown stage", func(t *testing.T) {
@@ -284,8 +297,57 @@ func TestDetachCancelAndInterrupt(t *testing.T) {
 			t.Errorf("cancel %s: exit %d\nstdout:\n%s\nstderr:\n%s", run, code, stdout, stderr)
 		}
 	}
-	code, _, stderr = cli(t, "--nats", url, "cancel", id)
-	if code != exitFailed || !strings.Contains(stderr, "conflict") {
-		t.Errorf("cancel twice: exit %d, want %d with a conflict:\n%s", code, exitFailed, stderr)
+	// Cancelling is idempotent.
+	if code, stdout, stderr := cli(t, "--nats", url, "cancel", id); code != exitOK || !strings.Contains(stdout, "is cancelled") {
+		t.Errorf("cancel twice: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	code, stdout, stderr := cli(t, "demo", "--example", "../../examples/hello")
+	if code != exitOK {
+		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, stage := range []string{"lint", "typecheck", "test", "governance", "backup-verify", "e2e", "deploy-gate"} {
+		if !hasLine(stdout, stage, "passed", "1") {
+			t.Errorf("summary has no passed line for %s:\n%s", stage, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "demo passed: 7 stages: 7 passed") {
+		t.Errorf("no summary line:\n%s", stdout)
+	}
+}
+
+// The example's stages really check the tree they fetch: an unformatted file fails lint.
+func TestExampleCatchesUnformattedCode(t *testing.T) {
+	url := startTestFleet(t, "all")
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../examples/hello")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "greet", "sloppy.go"), "package greet\nfunc  Sloppy( ) {}\n")
+	code, stdout, stderr := cli(t, "--nats", url, "run", filepath.Join(dir, "pipeline.yaml"), "--ref", "main")
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
+	}
+	for _, want := range [][]string{{"lint", "failed"}, {"| not gofmt-formatted"}, {"| greet/sloppy.go"}, {"test", "skipped"}, {"run", "failed"}} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("no line with %q in:\n%s", want, stdout)
+		}
+	}
+}
+
+// A prefix separates installations on one NATS account: clients see only their own.
+func TestPrefixSeparatesInstallations(t *testing.T) {
+	url := startPrefixedFleet(t, "all", "team-a")
+	code, stdout, stderr := cli(t, "--nats", url, "--prefix", "team-a", "run", "testdata/good.yaml", "--no-source", "--ref", "main")
+	if code != exitOK {
+		t.Fatalf("run with the fleet's prefix: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := cli(t, "--nats", url, "runs", "list"); code != exitUnreachable || !strings.Contains(stderr, "sluice.api.runs.list") {
+		t.Errorf("runs list with the default prefix: exit %d, want %d (no coordinator):\n%s", code, exitUnreachable, stderr)
+	}
+	if code, stdout, _ := cli(t, "--nats", url, "--prefix", "team-a", "events", "--type", "run.passed"); code != exitOK || !strings.Contains(stdout, "run.passed") {
+		t.Errorf("events with the fleet's prefix: exit %d:\n%s", code, stdout)
 	}
 }

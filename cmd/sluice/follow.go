@@ -80,14 +80,22 @@ func (p *progress) event(ev *sluicev1.Event) {
 		name = scope
 	}
 	attempt := ""
-	msg := oneLine(ev.GetMessage())
 	if n := ev.GetAttempt(); n > 0 {
 		attempt = fmt.Sprintf("#%d", n)
-		// The attempt has its column; the message need not repeat it.
-		msg = strings.TrimSpace(strings.TrimPrefix(msg, fmt.Sprintf("attempt %d", n)))
 	}
+	msg := eventMessage(ev)
 	line := fmt.Sprintf("%s  %-*s  %-16s  %-3s  %s", ev.GetTime().AsTime().Local().Format("15:04:05"), p.width, name, status, attempt, msg)
 	fmt.Fprintln(p.w, strings.TrimRight(line, " "))
+}
+
+// eventMessage is the event's message on one line, without the "attempt N" it may start
+// with: the attempt has a field of its own in every rendering.
+func eventMessage(ev *sluicev1.Event) string {
+	msg := oneLine(ev.GetMessage())
+	if n := ev.GetAttempt(); n > 0 {
+		msg = strings.TrimSpace(strings.TrimPrefix(msg, fmt.Sprintf("attempt %d", n)))
+	}
+	return msg
 }
 
 // printFailedLogs prints the last lines of the failed attempt's output, indented.

@@ -36,6 +36,6 @@ Exit codes: 0 valid ("ok: NAME, N stages"), 2 invalid.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringArrayVar(&sets, "set", nil, "set a pipeline variable, `KEY=VALUE` (repeatable)")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "set the pipeline variable `KEY=VALUE` (repeatable)")
 	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,12 +64,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"unknown subcommand", []string{"runs", "delete"}, `unknown command "delete" for "sluice runs"`},
 		{"unknown flag", []string{"lint", "--strict", "testdata/good.yaml"}, "unknown flag: --strict"},
 		{"bad global flag value", []string{"--log-level", "loud", "lint", "testdata/good.yaml"}, `--log-level "loud"`},
+		{"bad prefix", []string{"--prefix", "ci.prod", "runs", "list"}, `--prefix "ci.prod"`},
 		{"missing argument", []string{"run"}, "sluice run needs PIPELINE.yaml"},
 		{"missing second argument", []string{"logs", "01ABC"}, "sluice logs needs STAGE"},
 		{"extra argument", []string{"lint", "a.yaml", "b.yaml"}, `unexpected "b.yaml"`},
 		{"argument to a command without", []string{"events", "now"}, `takes no arguments, got "now"`},
 		{"bad --set", []string{"run", "testdata/good.yaml", "--set", "NOVALUE"}, `--set "NOVALUE": want KEY=VALUE`},
 		{"source and no-source", []string{"run", "testdata/good.yaml", "--source", ".", "--no-source"}, "exclude each other"},
+		{"missing source", []string{"run", "testdata/good.yaml", "--source", "testdata/nowhere"}, "testdata/nowhere"},
 		{"unknown worker kind", []string{"dev", "--workers", "static,fuzz"}, `unknown kind "fuzz"`},
 		{"worker without kinds", []string{"worker", "--kinds", "none"}, "name at least one kind"},
 		{"bad concurrency", []string{"worker", "--concurrency", "0"}, "--concurrency 0"},
@@ -315,5 +319,41 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every bad pipeline of the spec's test corpus fails `sluice lint` with exit 2 and exactly
+// the parser's golden lines: one line per problem, each naming file:line.
+func TestLintEveryInvalidPipeline(t *testing.T) {
+	files, err := filepath.Glob("../../coordinator/spec/testdata/invalid/*.yaml")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("%d invalid pipelines found (%v); want at least 15", len(files), err)
+	}
+	lineRef := regexp.MustCompile(`^[^:]+\.yaml:\d+(:\d+)?: `)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			code, stdout, stderr := cli(t, "lint", file)
+			if code != exitUsage || stdout != "" {
+				t.Fatalf("exit %d, stdout %q; want exit %d and nothing on stdout", code, stdout, exitUsage)
+			}
+			golden, err := os.ReadFile(strings.TrimSuffix(file, ".yaml") + ".golden")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Split(strings.TrimSpace(string(golden)), "\n")
+			got := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(got) != len(want) {
+				t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), stderr)
+			}
+			for i, line := range got {
+				// The golden names the file relative to the spec package.
+				if !strings.HasSuffix(line, want[i]) {
+					t.Errorf("line %d: %q, want %q", i+1, line, want[i])
+				}
+				if !lineRef.MatchString(line) {
+					t.Errorf("line %d does not start with FILE:LINE: %q", i+1, line)
+				}
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +61,7 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		Args:          noArgs,
 		RunE:          showHelp,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.setupLogging(cmd)
+			return a.setup(cmd)
 		},
 	}
 	root.SetOut(stdout)
@@ -93,8 +94,16 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 	return root
 }
 
-// setupLogging builds the logger the long-running roles (dev, coordinator, worker) log with.
-func (a *app) setupLogging(cmd *cobra.Command) error {
+// validPrefix is what a prefix must look like to be one token of a subject and part of stream
+// and bucket names.
+var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// setup checks the global flags and builds the logger the long-running roles (dev,
+// coordinator, worker) log with.
+func (a *app) setup(cmd *cobra.Command) error {
+	if !validPrefix.MatchString(a.prefix) {
+		return usageErrorf(cmd, "--prefix %q: use letters, digits, '-' and '_' only (it becomes part of subjects and stream names)", a.prefix)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usageErrorf(cmd, "--log-level %q: want debug, info, warn or error", a.logLevel)

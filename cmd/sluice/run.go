@@ -68,7 +68,7 @@ Exit codes: 0 the run passed, 1 it failed or was cancelled, 2 bad pipeline or fl
 	f.StringVar(&o.source, "source", "", "source tree to run the stages in: a directory or a .tar.gz (default: the pipeline file's directory)")
 	f.BoolVar(&o.noSource, "no-source", false, "submit without a source tree (stages start in an empty directory)")
 	f.StringVar(&o.ref, "ref", "", `branch the run is for (default: the source's current git branch, else "main")`)
-	f.StringArrayVar(&o.sets, "set", nil, "set a pipeline variable, `KEY=VALUE` (repeatable); wins over the pipeline's env and the environment")
+	f.StringArrayVar(&o.sets, "set", nil, "set the pipeline variable `KEY=VALUE` (repeatable); wins over the pipeline's env and the environment")
 	f.BoolVar(&o.detach, "detach", false, "print the run id and exit without following the run")
 	return cmd
 }
@@ -89,6 +89,12 @@ func (a *app) runPipeline(cmd *cobra.Command, file string, o runOptions) error {
 	src := o.source
 	if src == "" && !o.noSource {
 		src = filepath.Dir(file)
+		a.note("source: %s, the pipeline file's directory (--source to choose another, --no-source for none)", src)
+	}
+	if src != "" {
+		if _, err := os.Stat(src); err != nil {
+			return usageError(cmd, fmt.Errorf("--source: %w", err))
+		}
 	}
 	ref := o.ref
 	if ref == "" {
@@ -114,8 +120,7 @@ func (a *app) runPipeline(cmd *cobra.Command, file string, o runOptions) error {
 		fmt.Fprintf(a.stdout, ", source %s", shortDigest(digest))
 	}
 	fmt.Fprintln(a.stdout)
-	_, err = a.follow(ctx, c, run)
-	return err
+	return a.follow(ctx, c, run)
 }
 
 // submitRun uploads the source tree src (none when empty) and submits a run of p. It returns
@@ -129,7 +134,7 @@ func submitRun(ctx context.Context, c *conn, p *sluicev1.PipelineSpec, src, ref 
 		}
 		digest, err = source.Upload(ctx, store, src, source.DefaultLimits())
 		if err != nil {
-			if errors.Is(err, source.ErrTooLarge) || errors.Is(err, source.ErrUnsafeEntry) || errors.Is(err, os.ErrNotExist) {
+			if errors.Is(err, source.ErrTooLarge) || errors.Is(err, source.ErrUnsafeEntry) {
 				return nil, "", withCode(exitUsage, fmt.Errorf("source %s: %w", src, err))
 			}
 			return nil, "", fmt.Errorf("upload source %s: %w", src, err)
@@ -145,19 +150,19 @@ func submitRun(ctx context.Context, c *conn, p *sluicev1.PipelineSpec, src, ref 
 }
 
 // follow prints the run to its end and turns its outcome into the exit code.
-func (a *app) follow(ctx context.Context, c *conn, run *sluicev1.RunState) (sluicev1.RunStatus, error) {
+func (a *app) follow(ctx context.Context, c *conn, run *sluicev1.RunState) error {
 	status, err := followRun(ctx, c, run, a.stdout)
 	if err != nil {
 		if ctx.Err() != nil {
 			a.note("\nstopped following; run %s continues. Follow it again with `sluice events --run %s --follow`, stop it with `sluice cancel %s`.", run.GetId(), run.GetId(), run.GetId())
-			return status, &exitError{code: exitInterrupted, err: ctx.Err(), quiet: true}
+			return &exitError{code: exitInterrupted, err: ctx.Err(), quiet: true}
 		}
-		return status, fmt.Errorf("follow run %s: %w", run.GetId(), err)
+		return fmt.Errorf("follow run %s: %w", run.GetId(), err)
 	}
 	if status != sluicev1.RunStatus_RUN_STATUS_PASSED {
-		return status, withCode(exitFailed, fmt.Errorf("run %s %s; details: sluice runs show %s", run.GetId(), status.Short(), run.GetId()))
+		return withCode(exitFailed, fmt.Errorf("run %s %s; details: sluice runs show %s", run.GetId(), status.Short(), run.GetId()))
 	}
-	return status, nil
+	return nil
 }
 
 // parsePipeline parses and validates a pipeline file. Its problems are printed as they are,

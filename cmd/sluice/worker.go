@@ -15,6 +15,8 @@ func newWorkerCmd(a *app) *cobra.Command {
 		kinds       string
 		pool        string
 		concurrency int
+		poolCap     int
+		ackWait     time.Duration
 		cacheDir    string
 		workDir     string
 		grace       time.Duration
@@ -57,15 +59,17 @@ the rest back to the fleet.`,
 			defer c.Close()
 			w, err := workers.New(c.nc, workers.Config{
 				Names:       c.names,
-				Bus:         bus.Config{Names: c.names}.WithDefaults(),
+				Bus:         bus.Config{Names: c.names, AckWait: ackWait}.WithDefaults(),
 				Kinds:       ks,
 				Pool:        pool,
 				Concurrency: concurrency,
+				PoolCap:     poolCap,
 				CacheDir:    cacheDir,
 				WorkDir:     workDir,
 				Grace:       grace,
 				ID:          id,
 				Logger:      a.log,
+				Registry:    kindRegistry(),
 			})
 			if err != nil {
 				return fmt.Errorf("worker: %w", err)
@@ -81,6 +85,8 @@ the rest back to the fleet.`,
 	f.StringVar(&kinds, "kinds", "all", "kinds to run: all, or a list like static,test,e2e")
 	f.StringVar(&pool, "pool", "default", "pool to serve; stages choose theirs with 'pool:'")
 	f.IntVar(&concurrency, "concurrency", 4, "tasks run at once, per kind")
+	f.IntVar(&poolCap, "pool-cap", workers.DefaultPoolCap, "tasks in flight across every worker of a kind in the pool (give every worker of a pool the same value)")
+	f.DurationVar(&ackWait, "ack-wait", bus.DefaultAckWait, "how long a task may go without a heartbeat before the server hands it to another worker")
 	f.StringVar(&cacheDir, "cache-dir", "", "source bundle cache, by digest (default: $TMPDIR/sluice/cache)")
 	f.StringVar(&workDir, "work-dir", "", "where each task's tree is extracted (default: $TMPDIR/sluice/work)")
 	f.DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may take to finish before they are handed back")

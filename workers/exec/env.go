@@ -23,12 +23,17 @@ type EnvConfig struct {
 	Path   string // the worker's PATH, so steps find the same tools the worker does
 	Home   string // a per-task directory
 	TmpDir string // a per-task directory
+	// CacheHome is the worker's XDG_CACHE_HOME, kept across tasks so tool caches (Go's
+	// build cache, pip, ...) stay warm; empty: not set. Those caches are content-addressed
+	// and safe to share between tasks.
+	CacheHome string
 	// LookupEnv reads the worker's own environment, only for the stage's named secrets.
 	// Nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 }
 
-// TaskEnv builds the clean environment of t's steps: PATH, HOME, LANG=C.UTF-8 and TMPDIR,
+// TaskEnv builds the clean environment of t's steps: PATH, HOME, LANG=C.UTF-8, TMPDIR and
+// XDG_CACHE_HOME,
 // overridden by the pipeline env and then the stage env, then the stage's secrets read from
 // the worker's environment, then the SLUICE_* task variables, which nothing overrides.
 // Nothing else of the worker's environment leaks. It also returns the secret values, for
@@ -43,6 +48,9 @@ func TaskEnv(t *sluicev1.Task, c EnvConfig) (env, secrets []string, err error) {
 		"HOME":   c.Home,
 		"LANG":   "C.UTF-8",
 		"TMPDIR": c.TmpDir,
+	}
+	if c.CacheHome != "" {
+		vars["XDG_CACHE_HOME"] = c.CacheHome
 	}
 	for k, v := range t.GetEnv() {
 		vars[k] = v

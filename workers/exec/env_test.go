@@ -29,8 +29,8 @@ func TestTaskEnvIsClean(t *testing.T) {
 	t.Setenv("DB_PASSWORD", "pa55word")
 	task := testTask()
 	task.Spec.Secrets = []string{"DB_PASSWORD"}
-	home, tmp := t.TempDir(), t.TempDir()
-	env, secrets, err := TaskEnv(task, EnvConfig{Path: "/usr/bin:/bin", Home: home, TmpDir: tmp})
+	home, tmp, cache := t.TempDir(), t.TempDir(), t.TempDir()
+	env, secrets, err := TaskEnv(task, EnvConfig{Path: "/usr/bin:/bin", Home: home, TmpDir: tmp, CacheHome: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestTaskEnvIsClean(t *testing.T) {
 	// dash adds PWD itself; it is the step's directory, not the worker's.
 	delete(got, "PWD")
 	want := map[string]string{
-		"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8",
+		"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8", "XDG_CACHE_HOME": cache,
 		"SLUICE_RUN_ID": "r1", "SLUICE_STAGE": "test", "SLUICE_ATTEMPT": "2",
 		"SLUICE_SHARD_INDEX": "1", "SLUICE_SHARD_COUNT": "3", "SLUICE_PIPELINE": "web",
 		"SLUICE_REF":    "main",
