@@ -20,7 +20,7 @@ test: lint ## lint, then every test tier
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 .PHONY: lint
-lint: proto-check bin/buf ## fail on stale generated code, buf lint, go vet, gofmt
+lint: proto-check proto-breaking bin/buf ## fail on stale generated code, breaking wire changes, buf lint, go vet, gofmt
 	bin/buf lint
 	$(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
@@ -36,6 +36,17 @@ proto-check: bin/buf bin/protoc-gen-go
 	bin/buf generate -o "$$tmp" && \
 	if ! diff -r proto "$$tmp/proto"; then \
 		echo "generated code in proto/ is stale: run 'make proto' and commit the result"; exit 1; \
+	fi
+
+# Tasks, results and events are a public contract (other systems subscribe to the events):
+# a change that breaks the wire format of BUF_AGAINST (default: the previous commit) fails.
+BUF_AGAINST ?= .git\#ref=HEAD~1
+.PHONY: proto-breaking
+proto-breaking: bin/buf
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+		bin/buf breaking --against '$(BUF_AGAINST)'; \
+	else \
+		echo "proto-breaking: no previous commit to compare with"; \
 	fi
 
 .PHONY: proto

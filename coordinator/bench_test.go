@@ -147,29 +147,7 @@ func runWatcher(b *testing.B, f *fleet) (wait func(id string), stop func()) {
 
 // BenchmarkDispatch: single-stage no-op runs, 100 in flight: dispatch latency (stage ready
 // -> worker holds the task) and sustained stages per second.
-func BenchmarkDispatch(b *testing.B) {
-	f, rec := noopFleet(b)
-	wait, stop := runWatcher(b, f)
-	defer stop()
-	const inflight = 100
-	sem := make(chan struct{}, inflight)
-	var wg sync.WaitGroup
-	spec := noopSpec(1)
-	start := time.Now()
-	n := 0
-	for b.Loop() {
-		n++
-		sem <- struct{}{}
-		st, err := f.client.Submit(b.Context(), &sluicev1.SubmitRunRequest{Spec: spec})
-		if err != nil {
-			b.Fatal(err)
-		}
-		wg.Go(func() { wait(st.GetId()); <-sem })
-	}
-	wg.Wait()
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "stages/s")
-	reportPercentiles(b, "dispatch", rec.lat)
-}
+func BenchmarkDispatch(b *testing.B) { sustain(b, 1, 100) }
 
 // BenchmarkSevenStageDAG: one 7-stage no-op chain at a time, submit to run.passed.
 func BenchmarkSevenStageDAG(b *testing.B) {
@@ -191,14 +169,17 @@ func BenchmarkSevenStageDAG(b *testing.B) {
 }
 
 // BenchmarkThroughput: 7-stage no-op chains, 100 runs in flight: stages per second.
-func BenchmarkThroughput(b *testing.B) {
+func BenchmarkThroughput(b *testing.B) { sustain(b, 7, 100) }
+
+// sustain keeps inflight runs of a no-op chain of the given length going and reports the
+// stages per second and the dispatch latency.
+func sustain(b *testing.B, stages, inflight int) {
 	f, rec := noopFleet(b)
 	wait, stop := runWatcher(b, f)
 	defer stop()
-	const inflight = 100
 	sem := make(chan struct{}, inflight)
 	var wg sync.WaitGroup
-	spec := noopSpec(7)
+	spec := noopSpec(stages)
 	start := time.Now()
 	n := 0
 	for b.Loop() {
@@ -211,7 +192,7 @@ func BenchmarkThroughput(b *testing.B) {
 		wg.Go(func() { wait(st.GetId()); <-sem })
 	}
 	wg.Wait()
-	b.ReportMetric(float64(7*n)/time.Since(start).Seconds(), "stages/s")
+	b.ReportMetric(float64(stages*n)/time.Since(start).Seconds(), "stages/s")
 	reportPercentiles(b, "dispatch", rec.lat)
 }
 

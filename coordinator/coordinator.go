@@ -153,25 +153,24 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		wg.Wait()
 		return context.Cause(ctx)
 	}
-	stopResults, err := c.consumeResults(ctx)
-	if err != nil {
+	abort := func(err error) error {
 		cancel(err)
 		wg.Wait()
 		return err
+	}
+	stopResults, err := c.consumeResults(ctx)
+	if err != nil {
+		return abort(err)
 	}
 	defer stopResults()
 	stopAdvisories, err := c.consumeAdvisories(ctx)
 	if err != nil {
-		cancel(err)
-		wg.Wait()
-		return err
+		return abort(err)
 	}
 	defer stopAdvisories()
 	svc, err := c.serveAPI()
 	if err != nil {
-		cancel(err)
-		wg.Wait()
-		return err
+		return abort(err)
 	}
 	defer func() { _ = svc.Stop() }()
 	if c.cfg.HTTPAddr != "" {

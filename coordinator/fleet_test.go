@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -138,38 +137,23 @@ func TestFleetSevenStageDAGRunsParallelPairsConcurrently(t *testing.T) {
 	}
 }
 
+// storedEvents lists a run's stored events as "type:stage", sorted.
 func storedEvents(t *testing.T, env *bustest.Env, run string) []string {
 	t.Helper()
-	cons, err := env.JS.OrderedConsumer(t.Context(), env.Config.Names.EventsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{env.Config.Names.EventFilter("", run)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for {
-		batch, err := cons.FetchNoWait(100)
-		if err != nil {
+	for _, msg := range bustest.Stored(t, env.JS, env.Config.Names.EventsStream(), env.Config.Names.EventFilter("", run)) {
+		var ev sluicev1.Event
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			var ev sluicev1.Event
-			if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
-				t.Fatal(err)
-			}
-			name := ev.GetType()
-			if ev.GetStage() != "" {
-				name += ":" + ev.GetStage()
-			}
-			out = append(out, name)
+		name := ev.GetType()
+		if ev.GetStage() != "" {
+			name += ":" + ev.GetStage()
 		}
-		if n == 0 {
-			sort.Strings(out)
-			return out
-		}
+		out = append(out, name)
 	}
+	sort.Strings(out)
+	return out
 }
 
 func TestFleetTimeoutsAndRetries(t *testing.T) {

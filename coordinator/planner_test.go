@@ -171,44 +171,21 @@ func waitRun(t *testing.T, env *bustest.Env, id string, want sluicev1.RunStatus)
 	return st
 }
 
-// runEvents reads every stored event of a run.
+// runEvents reads every stored event of a run, checking its CloudEvents headers.
 func runEvents(t *testing.T, env *bustest.Env, run string) []*sluicev1.Event {
 	t.Helper()
-	cons, err := env.JS.OrderedConsumer(t.Context(), env.Config.Names.EventsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{env.Config.Names.EventFilter("", run)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := env.JS.Stream(t.Context(), env.Config.Names.EventsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*sluicev1.Event
-	if info.CachedInfo().State.Msgs == 0 {
-		return nil
-	}
-	for {
-		batch, err := cons.FetchNoWait(500)
-		if err != nil {
+	for _, msg := range bustest.Stored(t, env.JS, env.Config.Names.EventsStream(), env.Config.Names.EventFilter("", run)) {
+		var ev sluicev1.Event
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			var ev sluicev1.Event
-			if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
-				t.Fatal(err)
-			}
-			if msg.Headers().Get("ce-type") != CloudEventType(ev.GetType()) || msg.Headers().Get("ce-specversion") != "1.0" {
-				t.Fatalf("event %s: CloudEvents headers %v", ev.GetId(), msg.Headers())
-			}
-			out = append(out, &ev)
+		if msg.Headers().Get("ce-type") != CloudEventType(ev.GetType()) || msg.Headers().Get("ce-specversion") != "1.0" {
+			t.Fatalf("event %s: CloudEvents headers %v", ev.GetId(), msg.Headers())
 		}
-		if n == 0 {
-			return out
-		}
+		out = append(out, &ev)
 	}
+	return out
 }
 
 func TestPlannerRunsADAGAndRecordsEveryTransition(t *testing.T) {

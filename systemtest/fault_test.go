@@ -191,33 +191,17 @@ func (c *cluster) stage(id, name string) *sluicev1.StageState {
 // finals returns the FINAL results stored for one stage of a run.
 func (c *cluster) finals(run, stage string) []*sluicev1.Result {
 	c.t.Helper()
-	cons, err := c.env.JS.OrderedConsumer(c.t.Context(), c.env.Config.Names.ResultsStream(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{c.env.Config.Names.Result(run)},
-	})
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	var out []*sluicev1.Result
-	for {
-		batch, err := cons.FetchNoWait(100)
-		if err != nil {
+	for _, msg := range bustest.Stored(c.t, c.env.JS, c.env.Config.Names.ResultsStream(), c.env.Config.Names.Result(run)) {
+		var r sluicev1.Result
+		if err := proto.Unmarshal(msg.Data(), &r); err != nil {
 			c.t.Fatal(err)
 		}
-		n := 0
-		for msg := range batch.Messages() {
-			n++
-			var r sluicev1.Result
-			if err := proto.Unmarshal(msg.Data(), &r); err != nil {
-				c.t.Fatal(err)
-			}
-			if r.GetStage() == stage && r.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
-				out = append(out, &r)
-			}
-		}
-		if n == 0 {
-			return out
+		if r.GetStage() == stage && r.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+			out = append(out, &r)
 		}
 	}
+	return out
 }
 
 func waitFile(t *testing.T, path string) {

@@ -144,3 +144,28 @@ func allCurrent(nodes []*bus.Embedded) bool {
 	}
 	return true
 }
+
+// Stored returns every message stored in stream on subject (wildcards allowed), oldest
+// first, without disturbing any durable consumer.
+func Stored(t testing.TB, js jetstream.JetStream, stream, subject string) []jetstream.Msg {
+	t.Helper()
+	cons, err := js.OrderedConsumer(t.Context(), stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatalf("read %s on %s: %v", subject, stream, err)
+	}
+	var out []jetstream.Msg
+	for {
+		batch, err := cons.FetchNoWait(500)
+		if err != nil {
+			t.Fatalf("read %s on %s: %v", subject, stream, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			out = append(out, msg)
+		}
+		if n == 0 {
+			return out
+		}
+	}
+}
