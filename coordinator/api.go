@@ -80,7 +80,7 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			st, err := c.RollbackRun(ctx, req.GetId(), req.GetReason())
+			st, err := c.RollbackRun(ctx, req.GetId(), req.GetReason(), req.GetBy())
 			return &sluicev1.RollbackRunResponse{Run: st}, err
 		},
 	}
@@ -221,11 +221,10 @@ func (c *Coordinator) ApproveStage(ctx context.Context, id, stage, by string) (*
 	return c.call(ctx, work{run: id, in: ApproveIn{Stage: stage, By: by}})
 }
 
-// RollbackRun rolls back a run's rollout. Rollouts belong to traffic-shift stages; a run
-// without one in progress has nothing to roll back.
-func (c *Coordinator) RollbackRun(ctx context.Context, id, _ string) (*sluicev1.RunState, error) {
+// RollbackRun sends the canary traffic of the run's rollouts in progress back to stable.
+func (c *Coordinator) RollbackRun(ctx context.Context, id, reason, by string) (*sluicev1.RunState, error) {
 	if _, err := c.GetRun(ctx, id); err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("%w: run %s has no rollout in progress", ErrConflict, id)
+	return c.call(ctx, work{run: id, in: RollbackIn{Reason: reason, By: by}})
 }

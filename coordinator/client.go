@@ -90,10 +90,10 @@ func (c *Client) Approve(ctx context.Context, id, stage, approver string) (*slui
 	return resp.GetRun(), nil
 }
 
-// Rollback asks the coordinator to roll back the run's rollout.
-func (c *Client) Rollback(ctx context.Context, id, reason string) (*sluicev1.RunState, error) {
+// Rollback sends the canary traffic of the run's rollouts in progress back to stable.
+func (c *Client) Rollback(ctx context.Context, id, reason, by string) (*sluicev1.RunState, error) {
 	var resp sluicev1.RollbackRunResponse
-	if err := c.call(ctx, verbRollback, &sluicev1.RollbackRunRequest{Id: id, Reason: reason}, &resp); err != nil {
+	if err := c.call(ctx, verbRollback, &sluicev1.RollbackRunRequest{Id: id, Reason: reason, By: by}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRun(), nil

@@ -431,7 +431,7 @@ func (c *Coordinator) await(ctx context.Context, fs []jetstream.PubAckFuture) bo
 }
 
 func taskID(t *sluicev1.Task) string {
-	return bus.TaskMsgID(t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex(), t.GetShardCount())
+	return bus.TaskID(t)
 }
 
 func (c *Coordinator) publishTask(t *sluicev1.Task) (jetstream.PubAckFuture, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -35,6 +36,7 @@ type MaxDelivered struct {
 	Stage      string
 	Attempt    int32
 	Shard      int32
+	RolloutSeq int32
 	Deliveries int
 }
 
@@ -121,8 +123,13 @@ type decider struct {
 
 func (d *decider) apply(in Input) bool {
 	if d.st.GetStatus().Terminal() {
-		if _, ok := in.(CancelIn); ok && d.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_CANCELLED {
-			d.err = fmt.Errorf("%w: run %s already %s; nothing to cancel", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
+		switch in.(type) {
+		case CancelIn:
+			if d.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_CANCELLED {
+				d.err = fmt.Errorf("%w: run %s already %s; nothing to cancel", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
+			}
+		case RollbackIn:
+			d.err = fmt.Errorf("%w: run %s already %s; no rollout in progress", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 		}
 		return false
 	}
@@ -142,6 +149,8 @@ func (d *decider) apply(in Input) bool {
 		return d.approve(in.Stage, in.By)
 	case MaxDelivered:
 		return d.maxDelivered(in)
+	case RollbackIn:
+		return d.manualRollback(in)
 	}
 	return false
 }
@@ -250,6 +259,11 @@ func (d *decider) dispatch(i int, attempt int32) {
 	for k := range shards {
 		s.Shards[k] = &sluicev1.ShardState{Index: k}
 	}
+	if d.spec(i).GetRollout() != nil {
+		d.emit("stage.queued", s.GetName(), attempt, fmt.Sprintf("attempt %d, rollout of %d steps", attempt, len(d.spec(i).GetRollout().GetSteps())))
+		d.startRollout(i, s)
+		return
+	}
 	d.tasks = append(d.tasks, TasksFor(d.st, i)...)
 	msg := fmt.Sprintf("attempt %d", attempt)
 	if shards > 1 {
@@ -264,6 +278,13 @@ func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
 	s := st.GetStages()[i]
 	spec := st.GetSpec().GetStages()[i]
 	shards := max(spec.GetShards(), 1)
+	var action *sluicev1.RolloutTask
+	if s.GetRollout() != nil {
+		if action = rolloutTask(spec, s.GetRollout()); action == nil {
+			return nil
+		}
+		shards = 1
+	}
 	env := make(map[string]string, len(st.GetSpec().GetEnv())+len(spec.GetEnv()))
 	for k, v := range st.GetSpec().GetEnv() {
 		env[k] = v
@@ -289,7 +310,11 @@ func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
 			Timeout:      spec.GetTimeout(),
 			DispatchedAt: s.GetQueuedAt(),
 			Traceparent:  st.GetTraceparent(),
+			Rollout:      action,
 		})
+	}
+	if action != nil {
+		tasks[0].Timeout = durationpb.New(actionTimeout(spec, action))
 	}
 	return tasks
 }
@@ -312,6 +337,9 @@ func (d *decider) result(r *sluicev1.Result) bool {
 	if r.GetShardIndex() < 0 || int(r.GetShardIndex()) >= len(s.GetShards()) {
 		return false
 	}
+	if r.GetRolloutSeq() != s.GetRollout().GetSeq() {
+		return false
+	}
 	sh := s.GetShards()[r.GetShardIndex()]
 	switch r.GetPhase() {
 	case sluicev1.ResultPhase_RESULT_PHASE_STARTED:
@@ -323,6 +351,9 @@ func (d *decider) result(r *sluicev1.Result) bool {
 		sh.Delivery = r.GetDelivery()
 		sh.StartedAt = timestampOr(r.GetStartedAt(), d.now)
 		d.markRunning(i, s, r)
+		if s.GetRollout() != nil {
+			d.rolloutStarted(i, s)
+		}
 		return true
 	case sluicev1.ResultPhase_RESULT_PHASE_FINAL:
 		if sh.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
@@ -342,6 +373,10 @@ func (d *decider) result(r *sluicev1.Result) bool {
 		s.Findings = append(s.Findings, r.GetFindings()...)
 		s.Metrics = append(s.Metrics, r.GetMetrics()...)
 		s.Artifacts = append(s.Artifacts, r.GetArtifacts()...)
+		if s.GetRollout() != nil {
+			d.rolloutResult(i, s, r)
+			return true
+		}
 		d.finalShard(i, s, sh)
 		return true
 	}
@@ -361,7 +396,7 @@ func (d *decider) markRunning(i int, s *sluicev1.StageState, r *sluicev1.Result)
 	}
 	s.Status = sluicev1.StageStatus_STAGE_STATUS_RUNNING
 	s.StartedAt = timestamppb.New(d.now)
-	if t := d.spec(i).GetTimeout(); t != nil {
+	if t := d.spec(i).GetTimeout(); t != nil && s.GetRollout() == nil {
 		s.Deadline = timestamppb.New(d.now.Add(t.AsDuration() + d.p.DeadlineGrace))
 	}
 	msg := fmt.Sprintf("attempt %d on %s", s.GetAttempt(), r.GetWorker())
@@ -470,8 +505,14 @@ func (d *decider) tick() bool {
 			d.dispatch(i, s.GetAttempt()+1)
 			changed = true
 		case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RUNNING && s.GetDeadline() != nil && !d.now.Before(s.GetDeadline().AsTime()):
-			d.failAttempt(i, s, fmt.Sprintf("no result within the timeout of %s", d.spec(i).GetTimeout().AsDuration()))
+			if t := rolloutTask(d.spec(i), s.GetRollout()); s.GetRollout() != nil && t != nil {
+				d.rolloutActionLost(i, s, fmt.Sprintf("no result for %s within %s", actionName(t.GetAction()), actionTimeout(d.spec(i), t)))
+			} else {
+				d.failAttempt(i, s, fmt.Sprintf("no result within the timeout of %s", d.spec(i).GetTimeout().AsDuration()))
+			}
 			changed = true
+		case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RUNNING && s.GetRollout() != nil:
+			changed = d.rolloutTick(i, s) || changed
 		}
 	}
 	return changed
@@ -506,6 +547,11 @@ func (d *decider) approve(stage, by string) bool {
 	case s == nil:
 		d.err = fmt.Errorf("%w: run %s has no stage %q", ErrNotFound, d.st.GetId(), stage)
 		return false
+	case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RUNNING && rolloutActive(s):
+		if by == "" {
+			by = "unknown"
+		}
+		return d.rolloutApprove(i, s, by)
 	case d.spec(i).GetApproval() != "required":
 		d.err = fmt.Errorf("%w: stage %s does not require approval", ErrConflict, stage)
 		return false
@@ -534,13 +580,20 @@ func (d *decider) maxDelivered(m MaxDelivered) bool {
 	if int(m.Shard) < len(s.GetShards()) && s.GetShards()[m.Shard].GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
 		return false
 	}
+	if s.GetRollout() != nil {
+		if m.RolloutSeq != s.GetRollout().GetSeq() {
+			return false
+		}
+		d.rolloutActionLost(i, s, fmt.Sprintf("the %s task was delivered %d times and no worker finished it", actionName(rolloutTask(d.spec(i), s.GetRollout()).GetAction()), m.Deliveries))
+		return true
+	}
 	d.failAttempt(i, s, fmt.Sprintf("the task was delivered %d times and no worker finished it (workers crashed or lost their lease)", m.Deliveries))
 	return true
 }
 
-func (d *decider) emit(typ, stage string, attempt int32, msg string) {
+func (d *decider) emit(typ, stage string, attempt int32, msg string) *sluicev1.Event {
 	d.st.EventSeq++
-	d.st.Outbox = append(d.st.Outbox, &sluicev1.Event{
+	ev := &sluicev1.Event{
 		Id:       fmt.Sprintf("%s/%d", d.st.GetId(), d.st.GetEventSeq()),
 		Type:     typ,
 		Time:     timestamppb.New(d.now),
@@ -551,7 +604,9 @@ func (d *decider) emit(typ, stage string, attempt int32, msg string) {
 		Seq:      d.st.GetEventSeq(),
 		Message:  msg,
 		Ref:      d.st.GetRef(),
-	})
+	}
+	d.st.Outbox = append(d.st.Outbox, ev)
+	return ev
 }
 
 // NextWake is when the run next needs a Tick (zero: never, until some input arrives).
@@ -564,6 +619,9 @@ func NextWake(st *sluicev1.RunState) time.Time {
 			t = s.GetRetryAt()
 		case sluicev1.StageStatus_STAGE_STATUS_RUNNING:
 			t = s.GetDeadline()
+			if s.GetRollout().GetPhase() == phasePaused {
+				t = s.GetRollout().GetPauseUntil()
+			}
 		}
 		if t != nil && (next.IsZero() || t.AsTime().Before(next)) {
 			next = t.AsTime()

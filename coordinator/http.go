@@ -72,7 +72,12 @@ func (c *Coordinator) Handler() http.Handler {
 		writeProto(w, &sluicev1.ApproveStageResponse{Run: st}, err)
 	}))
 	mux.HandleFunc("POST /api/v1/runs/{id}/rollback", c.authorized(func(w http.ResponseWriter, r *http.Request) {
-		st, err := c.RollbackRun(r.Context(), r.PathValue("id"), "")
+		var req sluicev1.RollbackRunRequest
+		if err := readProtoJSON(r, &req); err != nil {
+			writeProto(w, nil, err)
+			return
+		}
+		st, err := c.RollbackRun(r.Context(), r.PathValue("id"), req.GetReason(), req.GetBy())
 		writeProto(w, &sluicev1.RollbackRunResponse{Run: st}, err)
 	}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -190,11 +188,15 @@ func (c *Coordinator) consumeAdvisories(ctx context.Context) (func(), error) {
 			_ = msg.Ack()
 			return
 		}
-		attempt, _ := strconv.Atoi(raw.Header.Get(bus.HeaderAttempt))
-		shard, _ := strconv.Atoi(raw.Header.Get(bus.HeaderShard))
-		run := raw.Header.Get(bus.HeaderRun)
-		in := MaxDelivered{Stage: raw.Header.Get(bus.HeaderStage), Attempt: int32(attempt), Shard: int32(shard), Deliveries: adv.Deliveries}
-		c.log.Warn("task exhausted its deliveries", "run", run, "stage", in.Stage, "attempt", attempt, "deliveries", adv.Deliveries)
+		var task sluicev1.Task
+		if err := proto.Unmarshal(raw.Data, &task); err != nil || task.GetRunId() == "" {
+			// Undecodable tasks are terminated by workers, never exhausted; nothing to fail.
+			_ = msg.Ack()
+			return
+		}
+		run := task.GetRunId()
+		in := MaxDelivered{Stage: task.GetStage(), Attempt: task.GetAttempt(), Shard: task.GetShardIndex(), RolloutSeq: task.GetRollout().GetSeq(), Deliveries: adv.Deliveries}
+		c.log.Warn("task exhausted its deliveries", "run", run, "stage", in.Stage, "attempt", in.Attempt, "deliveries", adv.Deliveries)
 		w := work{run: run, in: in, done: func(_ *sluicev1.RunState, err error) {
 			if err != nil && !errors.Is(err, ErrNotFound) {
 				_ = msg.NakWithDelay(time.Second)

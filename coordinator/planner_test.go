@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -84,8 +85,13 @@ type scriptedWorker struct {
 
 func startWorker(t *testing.T, env *bustest.Env, decide func(*sluicev1.Task) *sluicev1.Result) *scriptedWorker {
 	t.Helper()
+	return startKindWorker(t, env, sluicev1.StageKind_STAGE_KIND_STATIC, decide)
+}
+
+func startKindWorker(t *testing.T, env *bustest.Env, kind sluicev1.StageKind, decide func(*sluicev1.Task) *sluicev1.Result) *scriptedWorker {
+	t.Helper()
 	w := &scriptedWorker{t: t, env: env, seen: map[string]int{}, decide: decide}
-	cons, err := bus.WorkerConsumer(t.Context(), env.JS, env.Config, "static", "default", 1000)
+	cons, err := bus.WorkerConsumer(t.Context(), env.JS, env.Config, kind.Slug(), "default", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +123,7 @@ func startWorker(t *testing.T, env *bustest.Env, decide func(*sluicev1.Task) *sl
 
 func (w *scriptedWorker) report(task *sluicev1.Task, r *sluicev1.Result) {
 	r.RunId, r.Stage, r.Attempt, r.ShardIndex = task.GetRunId(), task.GetStage(), task.GetAttempt(), task.GetShardIndex()
+	r.RolloutSeq = task.GetRollout().GetSeq()
 	if r.Phase == sluicev1.ResultPhase_RESULT_PHASE_UNSPECIFIED {
 		r.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 	}
@@ -128,7 +135,9 @@ func publishResult(t *testing.T, env *bustest.Env, r *sluicev1.Result) {
 	data, _ := proto.Marshal(r)
 	msg := nats.NewMsg(env.Config.Names.Result(r.GetRunId()))
 	msg.Data = data
-	msg.Header.Set(nats.MsgIdHdr, bus.ResultMsgID(bus.TaskMsgID(r.GetRunId(), r.GetStage(), r.GetAttempt(), r.GetShardIndex(), 1), strings.ToLower(r.GetPhase().String())))
+	task := &sluicev1.Task{RunId: r.GetRunId(), Stage: r.GetStage(), Attempt: r.GetAttempt(), ShardIndex: r.GetShardIndex(), ShardCount: 1,
+		Rollout: &sluicev1.RolloutTask{Seq: r.GetRolloutSeq()}}
+	msg.Header.Set(nats.MsgIdHdr, bus.ResultMsgID(bus.TaskID(task), strings.ToLower(r.GetPhase().String())))
 	if _, err := env.JS.PublishMsg(context.Background(), msg); err != nil {
 		t.Errorf("publish result: %v", err)
 	}
@@ -420,7 +429,7 @@ func TestAPIErrors(t *testing.T) {
 		"get":      func() error { _, err := client.Get(t.Context(), "nope"); return err },
 		"cancel":   func() error { _, err := client.Cancel(t.Context(), "nope", ""); return err },
 		"approve":  func() error { _, err := client.Approve(t.Context(), "nope", "x", ""); return err },
-		"rollback": func() error { _, err := client.Rollback(t.Context(), "nope", ""); return err },
+		"rollback": func() error { _, err := client.Rollback(t.Context(), "nope", "", ""); return err },
 	} {
 		if err := call(); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 			t.Errorf("%s of an unknown run: %v, want ErrNotFound naming it", name, err)
@@ -505,4 +514,61 @@ func describe(st *sluicev1.RunState) string {
 		fmt.Fprintf(&b, "; %s %s #%d %s", s.GetName(), s.GetStatus().Short(), s.GetAttempt(), s.GetMessage())
 	}
 	return b.String()
+}
+
+func TestPlannerRolloutRollsBackAnUnhealthyCanary(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	startCoordinator(t, env)
+	var mu sync.Mutex
+	var actions []string
+	w := startKindWorker(t, env, sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT, func(task *sluicev1.Task) *sluicev1.Result {
+		a := task.GetRollout()
+		mu.Lock()
+		actions = append(actions, fmt.Sprintf("%s %d", actionName(a.GetAction()), a.GetWeight()))
+		mu.Unlock()
+		r := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "ts"}
+		if a.GetAction() == sluicev1.RolloutAction_ROLLOUT_ACTION_ANALYSE {
+			r.Verdict = healthy()
+			if a.GetWeight() == 50 {
+				r.Outcome, r.Verdict = sluicev1.Outcome_OUTCOME_FAILED, unhealthy()
+			}
+		}
+		return r
+	})
+	st := submit(t, env, "main", stage("build"), func() *sluicev1.StageSpec {
+		s := rolloutStage()
+		s.Needs = []string{"build"}
+		return s
+	}())
+	startWorker(t, env, pass)
+	final := waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_FAILED)
+	mu.Lock()
+	got := slices.Clone(actions)
+	mu.Unlock()
+	want := []string{"deploy 0", "set weight 10", "analyse 10", "set weight 50", "analyse 50", "rollback 0"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("actions %v, want %v", got, want)
+	}
+	w.mu.Lock()
+	for id, n := range w.seen {
+		if n != 1 {
+			t.Errorf("action %s delivered %d times", id, n)
+		}
+	}
+	w.mu.Unlock()
+	ro := final.GetStages()[1].GetRollout()
+	if ro.GetPhase() != sluicev1.RolloutPhase_ROLLOUT_PHASE_ROLLED_BACK || ro.GetWeight() != 0 || len(ro.GetVerdicts()) != 2 {
+		t.Fatalf("rollout %v", ro)
+	}
+	var types []string
+	for _, ev := range runEvents(t, env, st.GetId()) {
+		if ev.GetStage() == "production" {
+			types = append(types, ev.GetType())
+		}
+	}
+	wantTypes := []string{"stage.queued", "stage.started", "rollout.step_started", "traffic.shifted", "analysis.verdict",
+		"rollout.step_started", "traffic.shifted", "analysis.verdict", "rollout.rolled_back", "stage.failed"}
+	if !slices.Equal(types, wantTypes) {
+		t.Fatalf("events\n got %v\nwant %v", types, wantTypes)
+	}
 }

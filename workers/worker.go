@@ -326,7 +326,8 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	started := timestamppb.Now()
 	err := w.publishResult(task, &sluicev1.Result{
 		RunId: task.GetRunId(), Stage: task.GetStage(), Attempt: task.GetAttempt(), ShardIndex: task.GetShardIndex(),
-		Phase: sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: w.c.ID,
+		RolloutSeq: task.GetRollout().GetSeq(),
+		Phase:      sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: w.c.ID,
 		Delivery: int32(delivery), StartedAt: started,
 	})
 	if err != nil {
@@ -345,6 +346,7 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 		return
 	}
 	res.RunId, res.Stage, res.Attempt, res.ShardIndex = task.GetRunId(), task.GetStage(), task.GetAttempt(), task.GetShardIndex()
+	res.RolloutSeq = task.GetRollout().GetSeq()
 	res.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 	res.Worker, res.Delivery = w.c.ID, int32(delivery)
 	res.StartedAt, res.FinishedAt = started, timestamppb.Now()
@@ -499,8 +501,7 @@ func (w *Worker) publishResult(task *sluicev1.Task, res *sluicev1.Result) error 
 		return fmt.Errorf("encode %s result: %w", phase, err)
 	}
 	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId()), Header: taskHeader(task), Data: data}
-	id := bus.ResultMsgID(bus.TaskMsgID(task.GetRunId(), task.GetStage(), task.GetAttempt(),
-		task.GetShardIndex(), task.GetShardCount()), phase)
+	id := bus.ResultMsgID(bus.TaskID(task), phase)
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
@@ -624,7 +625,8 @@ func cancelMatches(sig *sluicev1.CancelSignal, t *sluicev1.Task) bool {
 	if sig.GetStage() == "" {
 		return true
 	}
-	return sig.GetStage() == t.GetStage() && (sig.GetAttempt() == 0 || sig.GetAttempt() == t.GetAttempt())
+	return sig.GetStage() == t.GetStage() && (sig.GetAttempt() == 0 || sig.GetAttempt() == t.GetAttempt()) &&
+		(sig.GetRolloutSeq() == 0 || sig.GetRolloutSeq() == t.GetRollout().GetSeq())
 }
 
 func cancelCause(sig *sluicev1.CancelSignal) error {

@@ -57,7 +57,7 @@ stage.approved event.`,
 }
 
 func newRollbackCmd(a *app) *cobra.Command {
-	var reason string
+	var reason, by string
 	cmd := &cobra.Command{
 		Use:   "rollback ID",
 		Short: "Roll back the rollout of a run",
@@ -67,12 +67,17 @@ your reason.`,
 		Example: `  sluice rollback 01JD3K5W7N8Q2R4T6V8X0Z2B4D --reason "checkout errors in the canary"`,
 		Args:    exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			who := by
+			if who == "" {
+				who = currentUser()
+			}
 			return a.act(cmd, "rollback", args[0], func(c *conn, ctx context.Context) (*sluicev1.RunState, error) {
-				return c.api.Rollback(ctx, args[0], reason)
+				return c.api.Rollback(ctx, args[0], reason, who)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "rolled back from the CLI", "why, recorded in the run and its events")
+	cmd.Flags().StringVar(&by, "as", "", "name to record as the one who rolled back (default: the current user)")
 	return cmd
 }
 

@@ -3,6 +3,8 @@ package bus
 import (
 	"fmt"
 	"strings"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 // DefaultPrefix is the subject and resource prefix when none is configured.
@@ -112,6 +114,16 @@ func TaskMsgID(run, stage string, attempt, shard, shardCount int32) string {
 		return fmt.Sprintf("%s/%s/%d/%d", run, stage, attempt, shard)
 	}
 	return fmt.Sprintf("%s/%s/%d", run, stage, attempt)
+}
+
+// TaskID is the Nats-Msg-Id of a task: TaskMsgID, plus /r<seq> for a rollout action (the
+// actions of one rollout share the stage's attempt).
+func TaskID(t *sluicev1.Task) string {
+	id := TaskMsgID(t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex(), t.GetShardCount())
+	if seq := t.GetRollout().GetSeq(); seq > 0 {
+		id += fmt.Sprintf("/r%d", seq)
+	}
+	return id
 }
 
 // ResultMsgID is the task's id plus the phase ("started" or "final").

@@ -645,9 +645,11 @@ func (x *ApproveStageResponse) GetRun() *RunState {
 }
 
 type RollbackRunRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Who asked, recorded in the run and its events.
+	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -692,6 +694,13 @@ func (x *RollbackRunRequest) GetId() string {
 func (x *RollbackRunRequest) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *RollbackRunRequest) GetBy() string {
+	if x != nil {
+		return x.By
 	}
 	return ""
 }
@@ -789,10 +798,11 @@ const file_sluice_v1_api_proto_rawDesc = "" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x1a\n" +
 	"\bapprover\x18\x03 \x01(\tR\bapprover\"=\n" +
 	"\x14ApproveStageResponse\x12%\n" +
-	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"<\n" +
+	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"L\n" +
 	"\x12RollbackRunRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"<\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\"<\n" +
 	"\x13RollbackRunResponse\x12%\n" +
 	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03runB6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 

@@ -191,6 +191,59 @@ func (Severity) EnumDescriptor() ([]byte, []int) {
 	return file_sluice_v1_result_proto_rawDescGZIP(), []int{2}
 }
 
+type VerdictOutcome int32
+
+const (
+	VerdictOutcome_VERDICT_OUTCOME_UNSPECIFIED VerdictOutcome = 0
+	VerdictOutcome_VERDICT_OUTCOME_HEALTHY     VerdictOutcome = 1
+	VerdictOutcome_VERDICT_OUTCOME_UNHEALTHY   VerdictOutcome = 2
+	// Not enough data to judge (below min_samples, no traffic): the rollout continues.
+	VerdictOutcome_VERDICT_OUTCOME_INCONCLUSIVE VerdictOutcome = 3
+)
+
+// Enum value maps for VerdictOutcome.
+var (
+	VerdictOutcome_name = map[int32]string{
+		0: "VERDICT_OUTCOME_UNSPECIFIED",
+		1: "VERDICT_OUTCOME_HEALTHY",
+		2: "VERDICT_OUTCOME_UNHEALTHY",
+		3: "VERDICT_OUTCOME_INCONCLUSIVE",
+	}
+	VerdictOutcome_value = map[string]int32{
+		"VERDICT_OUTCOME_UNSPECIFIED":  0,
+		"VERDICT_OUTCOME_HEALTHY":      1,
+		"VERDICT_OUTCOME_UNHEALTHY":    2,
+		"VERDICT_OUTCOME_INCONCLUSIVE": 3,
+	}
+)
+
+func (x VerdictOutcome) Enum() *VerdictOutcome {
+	p := new(VerdictOutcome)
+	*p = x
+	return p
+}
+
+func (x VerdictOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VerdictOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_v1_result_proto_enumTypes[3].Descriptor()
+}
+
+func (VerdictOutcome) Type() protoreflect.EnumType {
+	return &file_sluice_v1_result_proto_enumTypes[3]
+}
+
+func (x VerdictOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VerdictOutcome.Descriptor instead.
+func (VerdictOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_v1_result_proto_rawDescGZIP(), []int{3}
+}
+
 // Result is published on <prefix>.result.<run> with Nats-Msg-Id
 // <run>/<stage>/<attempt>[/<shard>]/<phase>.
 type Result struct {
@@ -212,7 +265,11 @@ type Result struct {
 	Metrics    []*Metric              `protobuf:"bytes,14,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	Artifacts  []*ArtifactRef         `protobuf:"bytes,15,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	// Kind-specific verdict fields (rollouts) travel as metrics and this free-form detail.
-	Detail        map[string]string `protobuf:"bytes,16,rep,name=detail,proto3" json:"detail,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Detail map[string]string `protobuf:"bytes,16,rep,name=detail,proto3" json:"detail,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The rollout action this result answers (Task.rollout.seq); 0 for other tasks.
+	RolloutSeq int32 `protobuf:"varint,17,opt,name=rollout_seq,json=rolloutSeq,proto3" json:"rollout_seq,omitempty"`
+	// The analysis verdict, for ROLLOUT_ACTION_ANALYSE.
+	Verdict       *Verdict `protobuf:"bytes,18,opt,name=verdict,proto3" json:"verdict,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,6 +416,209 @@ func (x *Result) GetDetail() map[string]string {
 	return nil
 }
 
+func (x *Result) GetRolloutSeq() int32 {
+	if x != nil {
+		return x.RolloutSeq
+	}
+	return 0
+}
+
+func (x *Result) GetVerdict() *Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+// Verdict is the judgement of one analysis, with every number it was decided on.
+type Verdict struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome VerdictOutcome         `protobuf:"varint,1,opt,name=outcome,proto3,enum=sluice.v1.VerdictOutcome" json:"outcome,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Metrics []*MetricVerdict       `protobuf:"bytes,3,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	// Analysis intervals judged before the verdict.
+	Intervals     int32 `protobuf:"varint,4,opt,name=intervals,proto3" json:"intervals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Verdict) Reset() {
+	*x = Verdict{}
+	mi := &file_sluice_v1_result_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Verdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Verdict) ProtoMessage() {}
+
+func (x *Verdict) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_result_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
+func (*Verdict) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_result_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Verdict) GetOutcome() VerdictOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return VerdictOutcome_VERDICT_OUTCOME_UNSPECIFIED
+}
+
+func (x *Verdict) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Verdict) GetMetrics() []*MetricVerdict {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+func (x *Verdict) GetIntervals() int32 {
+	if x != nil {
+		return x.Intervals
+	}
+	return 0
+}
+
+type MetricVerdict struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Outcome  VerdictOutcome         `protobuf:"varint,2,opt,name=outcome,proto3,enum=sluice.v1.VerdictOutcome" json:"outcome,omitempty"`
+	Canary   float64                `protobuf:"fixed64,3,opt,name=canary,proto3" json:"canary,omitempty"`
+	Baseline float64                `protobuf:"fixed64,4,opt,name=baseline,proto3" json:"baseline,omitempty"`
+	// The bound the value was held to (absolute, or baseline x ratio).
+	Limit float64 `protobuf:"fixed64,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// max, min, max_ratio_to_baseline or mann-whitney.
+	Rule            string `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	CanarySamples   int64  `protobuf:"varint,7,opt,name=canary_samples,json=canarySamples,proto3" json:"canary_samples,omitempty"`
+	BaselineSamples int64  `protobuf:"varint,8,opt,name=baseline_samples,json=baselineSamples,proto3" json:"baseline_samples,omitempty"`
+	// For rank tests: the p-value and effect size.
+	PValue        float64 `protobuf:"fixed64,9,opt,name=p_value,json=pValue,proto3" json:"p_value,omitempty"`
+	EffectSize    float64 `protobuf:"fixed64,10,opt,name=effect_size,json=effectSize,proto3" json:"effect_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricVerdict) Reset() {
+	*x = MetricVerdict{}
+	mi := &file_sluice_v1_result_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricVerdict) ProtoMessage() {}
+
+func (x *MetricVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_result_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricVerdict.ProtoReflect.Descriptor instead.
+func (*MetricVerdict) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_result_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MetricVerdict) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MetricVerdict) GetOutcome() VerdictOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return VerdictOutcome_VERDICT_OUTCOME_UNSPECIFIED
+}
+
+func (x *MetricVerdict) GetCanary() float64 {
+	if x != nil {
+		return x.Canary
+	}
+	return 0
+}
+
+func (x *MetricVerdict) GetBaseline() float64 {
+	if x != nil {
+		return x.Baseline
+	}
+	return 0
+}
+
+func (x *MetricVerdict) GetLimit() float64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *MetricVerdict) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *MetricVerdict) GetCanarySamples() int64 {
+	if x != nil {
+		return x.CanarySamples
+	}
+	return 0
+}
+
+func (x *MetricVerdict) GetBaselineSamples() int64 {
+	if x != nil {
+		return x.BaselineSamples
+	}
+	return 0
+}
+
+func (x *MetricVerdict) GetPValue() float64 {
+	if x != nil {
+		return x.PValue
+	}
+	return 0
+}
+
+func (x *MetricVerdict) GetEffectSize() float64 {
+	if x != nil {
+		return x.EffectSize
+	}
+	return 0
+}
+
 type Finding struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Rule          string                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
@@ -376,7 +636,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_sluice_v1_result_proto_msgTypes[1]
+	mi := &file_sluice_v1_result_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +648,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_result_proto_msgTypes[1]
+	mi := &file_sluice_v1_result_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +661,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_result_proto_rawDescGZIP(), []int{1}
+	return file_sluice_v1_result_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Finding) GetRule() string {
@@ -479,7 +739,7 @@ type Metric struct {
 
 func (x *Metric) Reset() {
 	*x = Metric{}
-	mi := &file_sluice_v1_result_proto_msgTypes[2]
+	mi := &file_sluice_v1_result_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +751,7 @@ func (x *Metric) String() string {
 func (*Metric) ProtoMessage() {}
 
 func (x *Metric) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_result_proto_msgTypes[2]
+	mi := &file_sluice_v1_result_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +764,7 @@ func (x *Metric) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metric.ProtoReflect.Descriptor instead.
 func (*Metric) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_result_proto_rawDescGZIP(), []int{2}
+	return file_sluice_v1_result_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Metric) GetName() string {
@@ -549,7 +809,7 @@ type ArtifactRef struct {
 
 func (x *ArtifactRef) Reset() {
 	*x = ArtifactRef{}
-	mi := &file_sluice_v1_result_proto_msgTypes[3]
+	mi := &file_sluice_v1_result_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +821,7 @@ func (x *ArtifactRef) String() string {
 func (*ArtifactRef) ProtoMessage() {}
 
 func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_result_proto_msgTypes[3]
+	mi := &file_sluice_v1_result_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +834,7 @@ func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
 func (*ArtifactRef) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_result_proto_rawDescGZIP(), []int{3}
+	return file_sluice_v1_result_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ArtifactRef) GetName() string {
@@ -616,7 +876,7 @@ var File_sluice_v1_result_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_result_proto_rawDesc = "" +
 	"\n" +
-	"\x16sluice/v1/result.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x05\n" +
+	"\x16sluice/v1/result.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x06\n" +
 	"\x06Result\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
@@ -637,10 +897,31 @@ const file_sluice_v1_result_proto_rawDesc = "" +
 	"\bfindings\x18\r \x03(\v2\x12.sluice.v1.FindingR\bfindings\x12+\n" +
 	"\ametrics\x18\x0e \x03(\v2\x11.sluice.v1.MetricR\ametrics\x124\n" +
 	"\tartifacts\x18\x0f \x03(\v2\x16.sluice.v1.ArtifactRefR\tartifacts\x125\n" +
-	"\x06detail\x18\x10 \x03(\v2\x1d.sluice.v1.Result.DetailEntryR\x06detail\x1a9\n" +
+	"\x06detail\x18\x10 \x03(\v2\x1d.sluice.v1.Result.DetailEntryR\x06detail\x12\x1f\n" +
+	"\vrollout_seq\x18\x11 \x01(\x05R\n" +
+	"rolloutSeq\x12,\n" +
+	"\averdict\x18\x12 \x01(\v2\x12.sluice.v1.VerdictR\averdict\x1a9\n" +
 	"\vDetailEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\aVerdict\x123\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2\x19.sluice.v1.VerdictOutcomeR\aoutcome\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x122\n" +
+	"\ametrics\x18\x03 \x03(\v2\x18.sluice.v1.MetricVerdictR\ametrics\x12\x1c\n" +
+	"\tintervals\x18\x04 \x01(\x05R\tintervals\"\xc2\x02\n" +
+	"\rMetricVerdict\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x19.sluice.v1.VerdictOutcomeR\aoutcome\x12\x16\n" +
+	"\x06canary\x18\x03 \x01(\x01R\x06canary\x12\x1a\n" +
+	"\bbaseline\x18\x04 \x01(\x01R\bbaseline\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x01R\x05limit\x12\x12\n" +
+	"\x04rule\x18\x06 \x01(\tR\x04rule\x12%\n" +
+	"\x0ecanary_samples\x18\a \x01(\x03R\rcanarySamples\x12)\n" +
+	"\x10baseline_samples\x18\b \x01(\x03R\x0fbaselineSamples\x12\x17\n" +
+	"\ap_value\x18\t \x01(\x01R\x06pValue\x12\x1f\n" +
+	"\veffect_size\x18\n" +
+	" \x01(\x01R\n" +
+	"effectSize\"\xe7\x02\n" +
 	"\aFinding\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x12\n" +
 	"\x04file\x18\x02 \x01(\tR\x04file\x12\x12\n" +
@@ -687,7 +968,12 @@ const file_sluice_v1_result_proto_rawDesc = "" +
 	"\fSEVERITY_LOW\x10\x02\x12\x13\n" +
 	"\x0fSEVERITY_MEDIUM\x10\x03\x12\x11\n" +
 	"\rSEVERITY_HIGH\x10\x04\x12\x15\n" +
-	"\x11SEVERITY_CRITICAL\x10\x05B6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"\x11SEVERITY_CRITICAL\x10\x05*\x8f\x01\n" +
+	"\x0eVerdictOutcome\x12\x1f\n" +
+	"\x1bVERDICT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17VERDICT_OUTCOME_HEALTHY\x10\x01\x12\x1d\n" +
+	"\x19VERDICT_OUTCOME_UNHEALTHY\x10\x02\x12 \n" +
+	"\x1cVERDICT_OUTCOME_INCONCLUSIVE\x10\x03B6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_result_proto_rawDescOnce sync.Once
@@ -701,38 +987,45 @@ func file_sluice_v1_result_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_result_proto_rawDescData
 }
 
-var file_sluice_v1_result_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sluice_v1_result_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_sluice_v1_result_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_sluice_v1_result_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_sluice_v1_result_proto_goTypes = []any{
 	(ResultPhase)(0),              // 0: sluice.v1.ResultPhase
 	(Outcome)(0),                  // 1: sluice.v1.Outcome
 	(Severity)(0),                 // 2: sluice.v1.Severity
-	(*Result)(nil),                // 3: sluice.v1.Result
-	(*Finding)(nil),               // 4: sluice.v1.Finding
-	(*Metric)(nil),                // 5: sluice.v1.Metric
-	(*ArtifactRef)(nil),           // 6: sluice.v1.ArtifactRef
-	nil,                           // 7: sluice.v1.Result.DetailEntry
-	nil,                           // 8: sluice.v1.Finding.PropertiesEntry
-	nil,                           // 9: sluice.v1.Metric.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(VerdictOutcome)(0),           // 3: sluice.v1.VerdictOutcome
+	(*Result)(nil),                // 4: sluice.v1.Result
+	(*Verdict)(nil),               // 5: sluice.v1.Verdict
+	(*MetricVerdict)(nil),         // 6: sluice.v1.MetricVerdict
+	(*Finding)(nil),               // 7: sluice.v1.Finding
+	(*Metric)(nil),                // 8: sluice.v1.Metric
+	(*ArtifactRef)(nil),           // 9: sluice.v1.ArtifactRef
+	nil,                           // 10: sluice.v1.Result.DetailEntry
+	nil,                           // 11: sluice.v1.Finding.PropertiesEntry
+	nil,                           // 12: sluice.v1.Metric.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_sluice_v1_result_proto_depIdxs = []int32{
 	0,  // 0: sluice.v1.Result.phase:type_name -> sluice.v1.ResultPhase
 	1,  // 1: sluice.v1.Result.outcome:type_name -> sluice.v1.Outcome
-	10, // 2: sluice.v1.Result.started_at:type_name -> google.protobuf.Timestamp
-	10, // 3: sluice.v1.Result.finished_at:type_name -> google.protobuf.Timestamp
-	4,  // 4: sluice.v1.Result.findings:type_name -> sluice.v1.Finding
-	5,  // 5: sluice.v1.Result.metrics:type_name -> sluice.v1.Metric
-	6,  // 6: sluice.v1.Result.artifacts:type_name -> sluice.v1.ArtifactRef
-	7,  // 7: sluice.v1.Result.detail:type_name -> sluice.v1.Result.DetailEntry
-	2,  // 8: sluice.v1.Finding.severity:type_name -> sluice.v1.Severity
-	8,  // 9: sluice.v1.Finding.properties:type_name -> sluice.v1.Finding.PropertiesEntry
-	9,  // 10: sluice.v1.Metric.labels:type_name -> sluice.v1.Metric.LabelsEntry
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 2: sluice.v1.Result.started_at:type_name -> google.protobuf.Timestamp
+	13, // 3: sluice.v1.Result.finished_at:type_name -> google.protobuf.Timestamp
+	7,  // 4: sluice.v1.Result.findings:type_name -> sluice.v1.Finding
+	8,  // 5: sluice.v1.Result.metrics:type_name -> sluice.v1.Metric
+	9,  // 6: sluice.v1.Result.artifacts:type_name -> sluice.v1.ArtifactRef
+	10, // 7: sluice.v1.Result.detail:type_name -> sluice.v1.Result.DetailEntry
+	5,  // 8: sluice.v1.Result.verdict:type_name -> sluice.v1.Verdict
+	3,  // 9: sluice.v1.Verdict.outcome:type_name -> sluice.v1.VerdictOutcome
+	6,  // 10: sluice.v1.Verdict.metrics:type_name -> sluice.v1.MetricVerdict
+	3,  // 11: sluice.v1.MetricVerdict.outcome:type_name -> sluice.v1.VerdictOutcome
+	2,  // 12: sluice.v1.Finding.severity:type_name -> sluice.v1.Severity
+	11, // 13: sluice.v1.Finding.properties:type_name -> sluice.v1.Finding.PropertiesEntry
+	12, // 14: sluice.v1.Metric.labels:type_name -> sluice.v1.Metric.LabelsEntry
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_result_proto_init() }
@@ -745,8 +1038,8 @@ func file_sluice_v1_result_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_result_proto_rawDesc), len(file_sluice_v1_result_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   7,
+			NumEnums:      4,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

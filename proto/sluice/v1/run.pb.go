@@ -151,6 +151,80 @@ func (StageStatus) EnumDescriptor() ([]byte, []int) {
 	return file_sluice_v1_run_proto_rawDescGZIP(), []int{1}
 }
 
+type RolloutPhase int32
+
+const (
+	RolloutPhase_ROLLOUT_PHASE_UNSPECIFIED RolloutPhase = 0
+	RolloutPhase_ROLLOUT_PHASE_DEPLOYING   RolloutPhase = 1
+	// Waiting for `sluice approve` before the current step's shift.
+	RolloutPhase_ROLLOUT_PHASE_WAITING_APPROVAL RolloutPhase = 2
+	RolloutPhase_ROLLOUT_PHASE_SHIFTING         RolloutPhase = 3
+	RolloutPhase_ROLLOUT_PHASE_ANALYSING        RolloutPhase = 4
+	// The step's pause without analysis: waiting until pause_until.
+	RolloutPhase_ROLLOUT_PHASE_PAUSED RolloutPhase = 5
+	// An unhealthy verdict under on_failure: freeze: the weight is held until a human
+	// approves (continue) or rolls back.
+	RolloutPhase_ROLLOUT_PHASE_FROZEN       RolloutPhase = 6
+	RolloutPhase_ROLLOUT_PHASE_ROLLING_BACK RolloutPhase = 7
+	RolloutPhase_ROLLOUT_PHASE_PROMOTED     RolloutPhase = 8
+	RolloutPhase_ROLLOUT_PHASE_ROLLED_BACK  RolloutPhase = 9
+)
+
+// Enum value maps for RolloutPhase.
+var (
+	RolloutPhase_name = map[int32]string{
+		0: "ROLLOUT_PHASE_UNSPECIFIED",
+		1: "ROLLOUT_PHASE_DEPLOYING",
+		2: "ROLLOUT_PHASE_WAITING_APPROVAL",
+		3: "ROLLOUT_PHASE_SHIFTING",
+		4: "ROLLOUT_PHASE_ANALYSING",
+		5: "ROLLOUT_PHASE_PAUSED",
+		6: "ROLLOUT_PHASE_FROZEN",
+		7: "ROLLOUT_PHASE_ROLLING_BACK",
+		8: "ROLLOUT_PHASE_PROMOTED",
+		9: "ROLLOUT_PHASE_ROLLED_BACK",
+	}
+	RolloutPhase_value = map[string]int32{
+		"ROLLOUT_PHASE_UNSPECIFIED":      0,
+		"ROLLOUT_PHASE_DEPLOYING":        1,
+		"ROLLOUT_PHASE_WAITING_APPROVAL": 2,
+		"ROLLOUT_PHASE_SHIFTING":         3,
+		"ROLLOUT_PHASE_ANALYSING":        4,
+		"ROLLOUT_PHASE_PAUSED":           5,
+		"ROLLOUT_PHASE_FROZEN":           6,
+		"ROLLOUT_PHASE_ROLLING_BACK":     7,
+		"ROLLOUT_PHASE_PROMOTED":         8,
+		"ROLLOUT_PHASE_ROLLED_BACK":      9,
+	}
+)
+
+func (x RolloutPhase) Enum() *RolloutPhase {
+	p := new(RolloutPhase)
+	*p = x
+	return p
+}
+
+func (x RolloutPhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutPhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_v1_run_proto_enumTypes[2].Descriptor()
+}
+
+func (RolloutPhase) Type() protoreflect.EnumType {
+	return &file_sluice_v1_run_proto_enumTypes[2]
+}
+
+func (x RolloutPhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutPhase.Descriptor instead.
+func (RolloutPhase) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_v1_run_proto_rawDescGZIP(), []int{2}
+}
+
 // ShardState is the coordinator's view of one shard of the current attempt.
 type ShardState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -271,13 +345,15 @@ type StageState struct {
 	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	// The coordinator fails the attempt if no final result arrived by then.
-	Deadline      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	RetryAt       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=retry_at,json=retryAt,proto3" json:"retry_at,omitempty"`
-	Message       string                 `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
-	Findings      []*Finding             `protobuf:"bytes,11,rep,name=findings,proto3" json:"findings,omitempty"`
-	Metrics       []*Metric              `protobuf:"bytes,12,rep,name=metrics,proto3" json:"metrics,omitempty"`
-	Artifacts     []*ArtifactRef         `protobuf:"bytes,13,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
-	ApprovedBy    string                 `protobuf:"bytes,14,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	Deadline   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	RetryAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=retry_at,json=retryAt,proto3" json:"retry_at,omitempty"`
+	Message    string                 `protobuf:"bytes,10,opt,name=message,proto3" json:"message,omitempty"`
+	Findings   []*Finding             `protobuf:"bytes,11,rep,name=findings,proto3" json:"findings,omitempty"`
+	Metrics    []*Metric              `protobuf:"bytes,12,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	Artifacts  []*ArtifactRef         `protobuf:"bytes,13,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	ApprovedBy string                 `protobuf:"bytes,14,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// The rollout of a traffic-shift stage, owned by the coordinator.
+	Rollout       *RolloutState `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +486,185 @@ func (x *StageState) GetApprovedBy() string {
 	return ""
 }
 
+func (x *StageState) GetRollout() *RolloutState {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+type RolloutState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Phase RolloutPhase           `protobuf:"varint,1,opt,name=phase,proto3,enum=sluice.v1.RolloutPhase" json:"phase,omitempty"`
+	// Current index into rollout.steps.
+	Step int32 `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	// Canary weight last applied.
+	Weight int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Sequence of the current action; results of other actions are stale.
+	Seq      int32            `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	Verdicts []*VerdictRecord `protobuf:"bytes,5,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	// Why the rollout is rolling or was rolled back.
+	Reason           string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	PauseUntil       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=pause_until,json=pauseUntil,proto3" json:"pause_until,omitempty"`
+	RollbackAttempts int32                  `protobuf:"varint,8,opt,name=rollback_attempts,json=rollbackAttempts,proto3" json:"rollback_attempts,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RolloutState) Reset() {
+	*x = RolloutState{}
+	mi := &file_sluice_v1_run_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutState) ProtoMessage() {}
+
+func (x *RolloutState) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_run_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutState.ProtoReflect.Descriptor instead.
+func (*RolloutState) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_run_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RolloutState) GetPhase() RolloutPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return RolloutPhase_ROLLOUT_PHASE_UNSPECIFIED
+}
+
+func (x *RolloutState) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *RolloutState) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RolloutState) GetSeq() int32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RolloutState) GetVerdicts() []*VerdictRecord {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
+func (x *RolloutState) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RolloutState) GetPauseUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PauseUntil
+	}
+	return nil
+}
+
+func (x *RolloutState) GetRollbackAttempts() int32 {
+	if x != nil {
+		return x.RollbackAttempts
+	}
+	return 0
+}
+
+type VerdictRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Step          int32                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	Weight        int32                  `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
+	Verdict       *Verdict               `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerdictRecord) Reset() {
+	*x = VerdictRecord{}
+	mi := &file_sluice_v1_run_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerdictRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerdictRecord) ProtoMessage() {}
+
+func (x *VerdictRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_run_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerdictRecord.ProtoReflect.Descriptor instead.
+func (*VerdictRecord) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_run_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *VerdictRecord) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *VerdictRecord) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *VerdictRecord) GetVerdict() *Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+func (x *VerdictRecord) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // RunState is the whole state of a run, stored in KV sluice_runs under the run id and
 // updated only by compare-and-swap on its revision.
 type RunState struct {
@@ -441,7 +696,7 @@ type RunState struct {
 
 func (x *RunState) Reset() {
 	*x = RunState{}
-	mi := &file_sluice_v1_run_proto_msgTypes[2]
+	mi := &file_sluice_v1_run_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -453,7 +708,7 @@ func (x *RunState) String() string {
 func (*RunState) ProtoMessage() {}
 
 func (x *RunState) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_run_proto_msgTypes[2]
+	mi := &file_sluice_v1_run_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -466,7 +721,7 @@ func (x *RunState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunState.ProtoReflect.Descriptor instead.
 func (*RunState) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_run_proto_rawDescGZIP(), []int{2}
+	return file_sluice_v1_run_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RunState) GetId() string {
@@ -598,7 +853,7 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\x87\x05\n" +
+	"finishedAt\"\xba\x05\n" +
 	"\n" +
 	"StageState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -618,7 +873,23 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\ametrics\x18\f \x03(\v2\x11.sluice.v1.MetricR\ametrics\x124\n" +
 	"\tartifacts\x18\r \x03(\v2\x16.sluice.v1.ArtifactRefR\tartifacts\x12\x1f\n" +
 	"\vapproved_by\x18\x0e \x01(\tR\n" +
-	"approvedBy\"\xbe\x05\n" +
+	"approvedBy\x121\n" +
+	"\arollout\x18\x0f \x01(\v2\x17.sluice.v1.RolloutStateR\arollout\"\xb3\x02\n" +
+	"\fRolloutState\x12-\n" +
+	"\x05phase\x18\x01 \x01(\x0e2\x17.sluice.v1.RolloutPhaseR\x05phase\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x05R\x03seq\x124\n" +
+	"\bverdicts\x18\x05 \x03(\v2\x18.sluice.v1.VerdictRecordR\bverdicts\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12;\n" +
+	"\vpause_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"pauseUntil\x12+\n" +
+	"\x11rollback_attempts\x18\b \x01(\x05R\x10rollbackAttempts\"\x95\x01\n" +
+	"\rVerdictRecord\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\x05R\x04step\x12\x16\n" +
+	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12,\n" +
+	"\averdict\x18\x03 \x01(\v2\x12.sluice.v1.VerdictR\averdict\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbe\x05\n" +
 	"\bRunState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12+\n" +
@@ -659,7 +930,18 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\x13STAGE_STATUS_PASSED\x10\x06\x12\x17\n" +
 	"\x13STAGE_STATUS_FAILED\x10\a\x12\x18\n" +
 	"\x14STAGE_STATUS_SKIPPED\x10\b\x12\x1a\n" +
-	"\x16STAGE_STATUS_CANCELLED\x10\tB6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"\x16STAGE_STATUS_CANCELLED\x10\t*\xb6\x02\n" +
+	"\fRolloutPhase\x12\x1d\n" +
+	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ROLLOUT_PHASE_DEPLOYING\x10\x01\x12\"\n" +
+	"\x1eROLLOUT_PHASE_WAITING_APPROVAL\x10\x02\x12\x1a\n" +
+	"\x16ROLLOUT_PHASE_SHIFTING\x10\x03\x12\x1b\n" +
+	"\x17ROLLOUT_PHASE_ANALYSING\x10\x04\x12\x18\n" +
+	"\x14ROLLOUT_PHASE_PAUSED\x10\x05\x12\x18\n" +
+	"\x14ROLLOUT_PHASE_FROZEN\x10\x06\x12\x1e\n" +
+	"\x1aROLLOUT_PHASE_ROLLING_BACK\x10\a\x12\x1a\n" +
+	"\x16ROLLOUT_PHASE_PROMOTED\x10\b\x12\x1d\n" +
+	"\x19ROLLOUT_PHASE_ROLLED_BACK\x10\tB6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_run_proto_rawDescOnce sync.Once
@@ -673,52 +955,62 @@ func file_sluice_v1_run_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_run_proto_rawDescData
 }
 
-var file_sluice_v1_run_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_sluice_v1_run_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_sluice_v1_run_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_sluice_v1_run_proto_goTypes = []any{
 	(RunStatus)(0),                // 0: sluice.v1.RunStatus
 	(StageStatus)(0),              // 1: sluice.v1.StageStatus
-	(*ShardState)(nil),            // 2: sluice.v1.ShardState
-	(*StageState)(nil),            // 3: sluice.v1.StageState
-	(*RunState)(nil),              // 4: sluice.v1.RunState
-	nil,                           // 5: sluice.v1.RunState.VarsEntry
-	(ResultPhase)(0),              // 6: sluice.v1.ResultPhase
-	(Outcome)(0),                  // 7: sluice.v1.Outcome
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*Finding)(nil),               // 9: sluice.v1.Finding
-	(*Metric)(nil),                // 10: sluice.v1.Metric
-	(*ArtifactRef)(nil),           // 11: sluice.v1.ArtifactRef
-	(*PipelineSpec)(nil),          // 12: sluice.v1.PipelineSpec
-	(*Event)(nil),                 // 13: sluice.v1.Event
+	(RolloutPhase)(0),             // 2: sluice.v1.RolloutPhase
+	(*ShardState)(nil),            // 3: sluice.v1.ShardState
+	(*StageState)(nil),            // 4: sluice.v1.StageState
+	(*RolloutState)(nil),          // 5: sluice.v1.RolloutState
+	(*VerdictRecord)(nil),         // 6: sluice.v1.VerdictRecord
+	(*RunState)(nil),              // 7: sluice.v1.RunState
+	nil,                           // 8: sluice.v1.RunState.VarsEntry
+	(ResultPhase)(0),              // 9: sluice.v1.ResultPhase
+	(Outcome)(0),                  // 10: sluice.v1.Outcome
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*Finding)(nil),               // 12: sluice.v1.Finding
+	(*Metric)(nil),                // 13: sluice.v1.Metric
+	(*ArtifactRef)(nil),           // 14: sluice.v1.ArtifactRef
+	(*Verdict)(nil),               // 15: sluice.v1.Verdict
+	(*PipelineSpec)(nil),          // 16: sluice.v1.PipelineSpec
+	(*Event)(nil),                 // 17: sluice.v1.Event
 }
 var file_sluice_v1_run_proto_depIdxs = []int32{
-	6,  // 0: sluice.v1.ShardState.phase:type_name -> sluice.v1.ResultPhase
-	7,  // 1: sluice.v1.ShardState.outcome:type_name -> sluice.v1.Outcome
-	8,  // 2: sluice.v1.ShardState.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 3: sluice.v1.ShardState.finished_at:type_name -> google.protobuf.Timestamp
+	9,  // 0: sluice.v1.ShardState.phase:type_name -> sluice.v1.ResultPhase
+	10, // 1: sluice.v1.ShardState.outcome:type_name -> sluice.v1.Outcome
+	11, // 2: sluice.v1.ShardState.started_at:type_name -> google.protobuf.Timestamp
+	11, // 3: sluice.v1.ShardState.finished_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: sluice.v1.StageState.status:type_name -> sluice.v1.StageStatus
-	2,  // 5: sluice.v1.StageState.shards:type_name -> sluice.v1.ShardState
-	8,  // 6: sluice.v1.StageState.queued_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: sluice.v1.StageState.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 8: sluice.v1.StageState.finished_at:type_name -> google.protobuf.Timestamp
-	8,  // 9: sluice.v1.StageState.deadline:type_name -> google.protobuf.Timestamp
-	8,  // 10: sluice.v1.StageState.retry_at:type_name -> google.protobuf.Timestamp
-	9,  // 11: sluice.v1.StageState.findings:type_name -> sluice.v1.Finding
-	10, // 12: sluice.v1.StageState.metrics:type_name -> sluice.v1.Metric
-	11, // 13: sluice.v1.StageState.artifacts:type_name -> sluice.v1.ArtifactRef
-	12, // 14: sluice.v1.RunState.spec:type_name -> sluice.v1.PipelineSpec
-	0,  // 15: sluice.v1.RunState.status:type_name -> sluice.v1.RunStatus
-	5,  // 16: sluice.v1.RunState.vars:type_name -> sluice.v1.RunState.VarsEntry
-	8,  // 17: sluice.v1.RunState.created_at:type_name -> google.protobuf.Timestamp
-	8,  // 18: sluice.v1.RunState.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 19: sluice.v1.RunState.finished_at:type_name -> google.protobuf.Timestamp
-	3,  // 20: sluice.v1.RunState.stages:type_name -> sluice.v1.StageState
-	13, // 21: sluice.v1.RunState.outbox:type_name -> sluice.v1.Event
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	3,  // 5: sluice.v1.StageState.shards:type_name -> sluice.v1.ShardState
+	11, // 6: sluice.v1.StageState.queued_at:type_name -> google.protobuf.Timestamp
+	11, // 7: sluice.v1.StageState.started_at:type_name -> google.protobuf.Timestamp
+	11, // 8: sluice.v1.StageState.finished_at:type_name -> google.protobuf.Timestamp
+	11, // 9: sluice.v1.StageState.deadline:type_name -> google.protobuf.Timestamp
+	11, // 10: sluice.v1.StageState.retry_at:type_name -> google.protobuf.Timestamp
+	12, // 11: sluice.v1.StageState.findings:type_name -> sluice.v1.Finding
+	13, // 12: sluice.v1.StageState.metrics:type_name -> sluice.v1.Metric
+	14, // 13: sluice.v1.StageState.artifacts:type_name -> sluice.v1.ArtifactRef
+	5,  // 14: sluice.v1.StageState.rollout:type_name -> sluice.v1.RolloutState
+	2,  // 15: sluice.v1.RolloutState.phase:type_name -> sluice.v1.RolloutPhase
+	6,  // 16: sluice.v1.RolloutState.verdicts:type_name -> sluice.v1.VerdictRecord
+	11, // 17: sluice.v1.RolloutState.pause_until:type_name -> google.protobuf.Timestamp
+	15, // 18: sluice.v1.VerdictRecord.verdict:type_name -> sluice.v1.Verdict
+	11, // 19: sluice.v1.VerdictRecord.at:type_name -> google.protobuf.Timestamp
+	16, // 20: sluice.v1.RunState.spec:type_name -> sluice.v1.PipelineSpec
+	0,  // 21: sluice.v1.RunState.status:type_name -> sluice.v1.RunStatus
+	8,  // 22: sluice.v1.RunState.vars:type_name -> sluice.v1.RunState.VarsEntry
+	11, // 23: sluice.v1.RunState.created_at:type_name -> google.protobuf.Timestamp
+	11, // 24: sluice.v1.RunState.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 25: sluice.v1.RunState.finished_at:type_name -> google.protobuf.Timestamp
+	4,  // 26: sluice.v1.RunState.stages:type_name -> sluice.v1.StageState
+	17, // 27: sluice.v1.RunState.outbox:type_name -> sluice.v1.Event
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_run_proto_init() }
@@ -734,8 +1026,8 @@ func file_sluice_v1_run_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_run_proto_rawDesc), len(file_sluice_v1_run_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   4,
+			NumEnums:      3,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

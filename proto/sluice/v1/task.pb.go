@@ -23,6 +23,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RolloutAction is one step of a rollout the coordinator hands to a traffic-shift worker.
+type RolloutAction int32
+
+const (
+	RolloutAction_ROLLOUT_ACTION_UNSPECIFIED RolloutAction = 0
+	// Run rollout.deploy.run and wait until rollout.deploy.health answers.
+	RolloutAction_ROLLOUT_ACTION_DEPLOY RolloutAction = 1
+	// Send `weight` percent of the traffic to the canary.
+	RolloutAction_ROLLOUT_ACTION_SET_WEIGHT RolloutAction = 2
+	// Analyse the canary for `duration`, one verdict per analysis.interval; report at the
+	// first unhealthy interval.
+	RolloutAction_ROLLOUT_ACTION_ANALYSE RolloutAction = 3
+	// Send no traffic to the canary.
+	RolloutAction_ROLLOUT_ACTION_ROLLBACK RolloutAction = 4
+)
+
+// Enum value maps for RolloutAction.
+var (
+	RolloutAction_name = map[int32]string{
+		0: "ROLLOUT_ACTION_UNSPECIFIED",
+		1: "ROLLOUT_ACTION_DEPLOY",
+		2: "ROLLOUT_ACTION_SET_WEIGHT",
+		3: "ROLLOUT_ACTION_ANALYSE",
+		4: "ROLLOUT_ACTION_ROLLBACK",
+	}
+	RolloutAction_value = map[string]int32{
+		"ROLLOUT_ACTION_UNSPECIFIED": 0,
+		"ROLLOUT_ACTION_DEPLOY":      1,
+		"ROLLOUT_ACTION_SET_WEIGHT":  2,
+		"ROLLOUT_ACTION_ANALYSE":     3,
+		"ROLLOUT_ACTION_ROLLBACK":    4,
+	}
+)
+
+func (x RolloutAction) Enum() *RolloutAction {
+	p := new(RolloutAction)
+	*p = x
+	return p
+}
+
+func (x RolloutAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_v1_task_proto_enumTypes[0].Descriptor()
+}
+
+func (RolloutAction) Type() protoreflect.EnumType {
+	return &file_sluice_v1_task_proto_enumTypes[0]
+}
+
+func (x RolloutAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutAction.Descriptor instead.
+func (RolloutAction) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_v1_task_proto_rawDescGZIP(), []int{0}
+}
+
 // Task is one unit of work for a worker: one attempt of one shard of one stage.
 // Subject: <prefix>.task.<kind>.<pool>.<run>; Nats-Msg-Id: <run>/<stage>/<attempt>[/<shard>].
 type Task struct {
@@ -40,11 +101,14 @@ type Task struct {
 	// Pipeline-level env merged under the stage's.
 	Env map[string]string `protobuf:"bytes,10,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Content digest ("sha256:<hex>") of the source bundle in the sources object store; empty: none.
-	SourceDigest  string                 `protobuf:"bytes,11,opt,name=source_digest,json=sourceDigest,proto3" json:"source_digest,omitempty"`
-	Ref           string                 `protobuf:"bytes,12,opt,name=ref,proto3" json:"ref,omitempty"`
-	Timeout       *durationpb.Duration   `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
-	DispatchedAt  *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=dispatched_at,json=dispatchedAt,proto3" json:"dispatched_at,omitempty"`
-	Traceparent   string                 `protobuf:"bytes,15,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	SourceDigest string                 `protobuf:"bytes,11,opt,name=source_digest,json=sourceDigest,proto3" json:"source_digest,omitempty"`
+	Ref          string                 `protobuf:"bytes,12,opt,name=ref,proto3" json:"ref,omitempty"`
+	Timeout      *durationpb.Duration   `protobuf:"bytes,13,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	DispatchedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=dispatched_at,json=dispatchedAt,proto3" json:"dispatched_at,omitempty"`
+	Traceparent  string                 `protobuf:"bytes,15,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// Set on the tasks of a traffic-shift stage with a rollout: the one action the
+	// coordinator wants done now.
+	Rollout       *RolloutTask `protobuf:"bytes,16,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -184,20 +248,108 @@ func (x *Task) GetTraceparent() string {
 	return ""
 }
 
+func (x *Task) GetRollout() *RolloutTask {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+type RolloutTask struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action RolloutAction          `protobuf:"varint,1,opt,name=action,proto3,enum=sluice.v1.RolloutAction" json:"action,omitempty"`
+	// Index of the rollout step (into rollout.steps) the action belongs to.
+	Step     int32                `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Weight   int32                `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	// Sequence of the action within the stage's attempt; part of the message ids.
+	Seq           int32 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutTask) Reset() {
+	*x = RolloutTask{}
+	mi := &file_sluice_v1_task_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutTask) ProtoMessage() {}
+
+func (x *RolloutTask) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_task_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutTask.ProtoReflect.Descriptor instead.
+func (*RolloutTask) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_task_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RolloutTask) GetAction() RolloutAction {
+	if x != nil {
+		return x.Action
+	}
+	return RolloutAction_ROLLOUT_ACTION_UNSPECIFIED
+}
+
+func (x *RolloutTask) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *RolloutTask) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RolloutTask) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *RolloutTask) GetSeq() int32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // CancelSignal is published on <prefix>.control.cancel.<run>. An empty stage cancels the whole run.
 type CancelSignal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Stage         string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
-	Attempt       int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Stage   string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	Attempt int32                  `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Reason  string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When set, only the rollout action with this sequence is cancelled (the rollout goes on
+	// with another action of the same attempt).
+	RolloutSeq    int32 `protobuf:"varint,5,opt,name=rollout_seq,json=rolloutSeq,proto3" json:"rollout_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CancelSignal) Reset() {
 	*x = CancelSignal{}
-	mi := &file_sluice_v1_task_proto_msgTypes[1]
+	mi := &file_sluice_v1_task_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -209,7 +361,7 @@ func (x *CancelSignal) String() string {
 func (*CancelSignal) ProtoMessage() {}
 
 func (x *CancelSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_task_proto_msgTypes[1]
+	mi := &file_sluice_v1_task_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -222,7 +374,7 @@ func (x *CancelSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelSignal.ProtoReflect.Descriptor instead.
 func (*CancelSignal) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_task_proto_rawDescGZIP(), []int{1}
+	return file_sluice_v1_task_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CancelSignal) GetRunId() string {
@@ -253,6 +405,13 @@ func (x *CancelSignal) GetReason() string {
 	return ""
 }
 
+func (x *CancelSignal) GetRolloutSeq() int32 {
+	if x != nil {
+		return x.RolloutSeq
+	}
+	return 0
+}
+
 // LogChunk carries a slice of a stage's output on <prefix>.log.<run>.<stage>.
 type LogChunk struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -270,7 +429,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_sluice_v1_task_proto_msgTypes[2]
+	mi := &file_sluice_v1_task_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +441,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_task_proto_msgTypes[2]
+	mi := &file_sluice_v1_task_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +454,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_task_proto_rawDescGZIP(), []int{2}
+	return file_sluice_v1_task_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LogChunk) GetRunId() string {
@@ -351,7 +510,7 @@ var File_sluice_v1_task_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x14sluice/v1/task.proto\x12\tsluice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sluice/v1/spec.proto\"\xc6\x04\n" +
+	"\x14sluice/v1/task.proto\x12\tsluice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sluice/v1/spec.proto\"\xf8\x04\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12\x14\n" +
@@ -370,15 +529,24 @@ const file_sluice_v1_task_proto_rawDesc = "" +
 	"\x03ref\x18\f \x01(\tR\x03ref\x123\n" +
 	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12?\n" +
 	"\rdispatched_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\x12 \n" +
-	"\vtraceparent\x18\x0f \x01(\tR\vtraceparent\x1a6\n" +
+	"\vtraceparent\x18\x0f \x01(\tR\vtraceparent\x120\n" +
+	"\arollout\x18\x10 \x01(\v2\x16.sluice.v1.RolloutTaskR\arollout\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +
+	"\vRolloutTask\x120\n" +
+	"\x06action\x18\x01 \x01(\x0e2\x18.sluice.v1.RolloutActionR\x06action\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x125\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x10\n" +
+	"\x03seq\x18\x05 \x01(\x05R\x03seq\"\x8e\x01\n" +
 	"\fCancelSignal\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x05R\aattempt\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xce\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vrollout_seq\x18\x05 \x01(\x05R\n" +
+	"rolloutSeq\"\xce\x01\n" +
 	"\bLogChunk\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
@@ -387,7 +555,13 @@ const file_sluice_v1_task_proto_rawDesc = "" +
 	"shardIndex\x12\x16\n" +
 	"\x06stream\x18\x05 \x01(\tR\x06stream\x12\x12\n" +
 	"\x04data\x18\x06 \x01(\fR\x04data\x12.\n" +
-	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04timeB6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"\x04time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04time*\xa2\x01\n" +
+	"\rRolloutAction\x12\x1e\n" +
+	"\x1aROLLOUT_ACTION_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15ROLLOUT_ACTION_DEPLOY\x10\x01\x12\x1d\n" +
+	"\x19ROLLOUT_ACTION_SET_WEIGHT\x10\x02\x12\x1a\n" +
+	"\x16ROLLOUT_ACTION_ANALYSE\x10\x03\x12\x1b\n" +
+	"\x17ROLLOUT_ACTION_ROLLBACK\x10\x04B6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_task_proto_rawDescOnce sync.Once
@@ -401,29 +575,35 @@ func file_sluice_v1_task_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_task_proto_rawDescData
 }
 
-var file_sluice_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_sluice_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_sluice_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_sluice_v1_task_proto_goTypes = []any{
-	(*Task)(nil),                  // 0: sluice.v1.Task
-	(*CancelSignal)(nil),          // 1: sluice.v1.CancelSignal
-	(*LogChunk)(nil),              // 2: sluice.v1.LogChunk
-	nil,                           // 3: sluice.v1.Task.EnvEntry
-	(StageKind)(0),                // 4: sluice.v1.StageKind
-	(*StageSpec)(nil),             // 5: sluice.v1.StageSpec
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(RolloutAction)(0),            // 0: sluice.v1.RolloutAction
+	(*Task)(nil),                  // 1: sluice.v1.Task
+	(*RolloutTask)(nil),           // 2: sluice.v1.RolloutTask
+	(*CancelSignal)(nil),          // 3: sluice.v1.CancelSignal
+	(*LogChunk)(nil),              // 4: sluice.v1.LogChunk
+	nil,                           // 5: sluice.v1.Task.EnvEntry
+	(StageKind)(0),                // 6: sluice.v1.StageKind
+	(*StageSpec)(nil),             // 7: sluice.v1.StageSpec
+	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_sluice_v1_task_proto_depIdxs = []int32{
-	4, // 0: sluice.v1.Task.kind:type_name -> sluice.v1.StageKind
-	5, // 1: sluice.v1.Task.spec:type_name -> sluice.v1.StageSpec
-	3, // 2: sluice.v1.Task.env:type_name -> sluice.v1.Task.EnvEntry
-	6, // 3: sluice.v1.Task.timeout:type_name -> google.protobuf.Duration
-	7, // 4: sluice.v1.Task.dispatched_at:type_name -> google.protobuf.Timestamp
-	7, // 5: sluice.v1.LogChunk.time:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6, // 0: sluice.v1.Task.kind:type_name -> sluice.v1.StageKind
+	7, // 1: sluice.v1.Task.spec:type_name -> sluice.v1.StageSpec
+	5, // 2: sluice.v1.Task.env:type_name -> sluice.v1.Task.EnvEntry
+	8, // 3: sluice.v1.Task.timeout:type_name -> google.protobuf.Duration
+	9, // 4: sluice.v1.Task.dispatched_at:type_name -> google.protobuf.Timestamp
+	2, // 5: sluice.v1.Task.rollout:type_name -> sluice.v1.RolloutTask
+	0, // 6: sluice.v1.RolloutTask.action:type_name -> sluice.v1.RolloutAction
+	8, // 7: sluice.v1.RolloutTask.duration:type_name -> google.protobuf.Duration
+	9, // 8: sluice.v1.LogChunk.time:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_task_proto_init() }
@@ -437,13 +617,14 @@ func file_sluice_v1_task_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_task_proto_rawDesc), len(file_sluice_v1_task_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   4,
+			NumEnums:      1,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_sluice_v1_task_proto_goTypes,
 		DependencyIndexes: file_sluice_v1_task_proto_depIdxs,
+		EnumInfos:         file_sluice_v1_task_proto_enumTypes,
 		MessageInfos:      file_sluice_v1_task_proto_msgTypes,
 	}.Build()
 	File_sluice_v1_task_proto = out.File
