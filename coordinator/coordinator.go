@@ -74,15 +74,17 @@ func (c Config) withDefaults() Config {
 
 // Coordinator advances runs. Create it with New and drive it with Run.
 type Coordinator struct {
-	cfg   Config
-	log   *slog.Logger
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	runs  jetstream.KeyValue
-	tasks jetstream.Stream
-	cache *runCache
-	lanes []chan work
-	ready chan struct{}
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	runs   jetstream.KeyValue
+	lockKV jetstream.KeyValue
+	locker *locker
+	tasks  jetstream.Stream
+	cache  *runCache
+	lanes  []chan work
+	ready  chan struct{}
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -105,13 +107,14 @@ func New(nc *nats.Conn, c Config) (*Coordinator, error) {
 	}
 	c = c.withDefaults()
 	return &Coordinator{
-		cfg:   c,
-		log:   c.Logger.With("component", "coordinator", "id", c.ID),
-		nc:    nc,
-		js:    js,
-		cache: newRunCache(),
-		ready: make(chan struct{}),
-		now:   time.Now,
+		cfg:    c,
+		log:    c.Logger.With("component", "coordinator", "id", c.ID),
+		nc:     nc,
+		js:     js,
+		cache:  newRunCache(),
+		locker: newLocker(),
+		ready:  make(chan struct{}),
+		now:    time.Now,
 	}, nil
 }
 
@@ -127,6 +130,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	var err error
 	if c.runs, err = c.js.KeyValue(ctx, c.cfg.Names.RunsBucket()); err != nil {
 		return fmt.Errorf("open %s: %w", c.cfg.Names.RunsBucket(), err)
+	}
+	if c.lockKV, err = c.js.KeyValue(ctx, c.cfg.Names.LocksBucket()); err != nil {
+		return fmt.Errorf("open %s: %w", c.cfg.Names.LocksBucket(), err)
 	}
 	if c.tasks, err = c.js.Stream(ctx, c.cfg.Names.TasksStream()); err != nil {
 		return fmt.Errorf("open %s: %w", c.cfg.Names.TasksStream(), err)
@@ -147,6 +153,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		}
 	}
 	wg.Go(func() { fail(c.watch(ctx, ready)) })
+	wg.Go(func() { fail(c.runLocks(ctx)) })
 	select {
 	case <-ready:
 	case <-ctx.Done():
@@ -284,6 +291,7 @@ func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
 				continue
 			}
 			if di.State == nil {
+				d.Release = append(d.Release, di.Release...)
 				continue
 			}
 			next = di.State
@@ -291,6 +299,8 @@ func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
 			d.Tasks = append(d.Tasks, di.Tasks...)
 			d.Cancels = append(d.Cancels, di.Cancels...)
 			d.PurgeQueued = d.PurgeQueued || di.PurgeQueued
+			d.Acquire = append(d.Acquire, di.Acquire...)
+			d.Release = append(d.Release, di.Release...)
 		}
 		if !changed && rev != 0 {
 			// Dropping an input is only right on the latest state: a peer may have moved
@@ -298,6 +308,9 @@ func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
 			if fresh, err := c.runs.Get(ctx, run); err == nil && fresh.Revision() != rev {
 				c.cache.invalidate(run)
 				continue
+			}
+			for _, op := range d.Release {
+				c.locker.push(lockReq{verb: lockRelease, run: run, op: op})
 			}
 			finishEach(ws, st, errs)
 			return
@@ -392,6 +405,12 @@ func (c *Coordinator) apply(ctx context.Context, st *sluicev1.RunState, d Decisi
 		if err := c.tasks.Purge(ctx, jetstream.WithPurgeSubject(c.cfg.Names.RunTasks(st.GetId()))); err != nil {
 			c.log.Warn("purge queued tasks", "run", st.GetId(), "err", err)
 		}
+	}
+	for _, op := range d.Release {
+		c.locker.push(lockReq{verb: lockRelease, run: st.GetId(), op: op})
+	}
+	for _, op := range d.Acquire {
+		c.locker.push(lockReq{verb: lockAcquire, run: st.GetId(), op: op})
 	}
 	for _, sig := range d.Cancels {
 		data, _ := proto.Marshal(sig)

@@ -40,7 +40,12 @@ type MaxDelivered struct {
 	Deliveries int
 }
 
+// LockGranted tells a stage waiting for its concurrency group that the planner took the
+// group's lock for it.
+type LockGranted struct{ Stage string }
+
 func (Start) isInput()        {}
+func (LockGranted) isInput()  {}
 func (ResultIn) isInput()     {}
 func (Tick) isInput()         {}
 func (CancelIn) isInput()     {}
@@ -57,8 +62,18 @@ type Decision struct {
 	Cancels []*sluicev1.CancelSignal
 	// PurgeQueued asks for every queued task of the run to be removed.
 	PurgeQueued bool
+	// Acquire asks for the locks of stages that wait for their concurrency group.
+	Acquire []LockOp
+	// Release gives back the locks of stages that no longer need them (possibly with no
+	// change of state: a lock granted to a stage that stopped waiting).
+	Release []LockOp
 	// Err rejects the input (e.g. approving a stage that does not wait); State is nil then.
 	Err error
+}
+
+// LockOp names the lock of one stage's concurrency group.
+type LockOp struct {
+	Group, Stage string
 }
 
 // Policy holds the knobs of the decisions that are not in the pipeline spec.
@@ -105,20 +120,23 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) Decision 
 		return Decision{Err: d.err}
 	}
 	if !changed {
-		return Decision{}
+		return Decision{Release: d.releases}
 	}
+	d.releaseLocks()
 	d.st.UpdatedAt = timestamppb.New(now)
-	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge}
+	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases}
 }
 
 type decider struct {
-	p       Policy
-	st      *sluicev1.RunState
-	now     time.Time
-	tasks   []*sluicev1.Task
-	cancels []*sluicev1.CancelSignal
-	purge   bool
-	err     error
+	p        Policy
+	st       *sluicev1.RunState
+	now      time.Time
+	tasks    []*sluicev1.Task
+	cancels  []*sluicev1.CancelSignal
+	purge    bool
+	acquire  []LockOp
+	releases []LockOp
+	err      error
 }
 
 func (d *decider) apply(in Input) bool {
@@ -130,6 +148,8 @@ func (d *decider) apply(in Input) bool {
 			}
 		case RollbackIn:
 			d.err = fmt.Errorf("%w: run %s already %s; no rollout in progress", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
+		case LockGranted:
+			d.lockGranted(in.(LockGranted).Stage)
 		}
 		return false
 	}
@@ -151,6 +171,8 @@ func (d *decider) apply(in Input) bool {
 		return d.maxDelivered(in)
 	case RollbackIn:
 		return d.manualRollback(in)
+	case LockGranted:
+		return d.lockGranted(in.Stage)
 	}
 	return false
 }
@@ -214,8 +236,52 @@ func (d *decider) release(i int, s *sluicev1.StageState) bool {
 		d.emit("stage.waiting_approval", s.GetName(), 0, fmt.Sprintf("run `sluice approve %s %s` to release it", d.st.GetId(), s.GetName()))
 		return true
 	}
+	d.dispatchLocked(i)
+	return true
+}
+
+// dispatchLocked dispatches stage i, first waiting for its concurrency group's lock when it
+// has one: one stage of a group runs at a time across all runs.
+func (d *decider) dispatchLocked(i int) {
+	s := d.st.GetStages()[i]
+	group := d.spec(i).GetConcurrency().GetGroup()
+	if group == "" || s.GetLockHeld() {
+		d.dispatch(i, 1)
+		return
+	}
+	s.Status = sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK
+	s.QueuedAt = timestamppb.New(d.now)
+	d.acquire = append(d.acquire, LockOp{Group: group, Stage: s.GetName()})
+	d.emit("stage.waiting_lock", s.GetName(), 0, fmt.Sprintf("waiting for concurrency group %s (one stage of the group runs at a time)", group))
+}
+
+func (d *decider) lockGranted(stage string) bool {
+	i, s := d.stage(stage)
+	if s == nil {
+		return false
+	}
+	group := d.spec(i).GetConcurrency().GetGroup()
+	if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK {
+		if !s.GetLockHeld() {
+			// Granted to a stage that stopped waiting (cancelled): give it back.
+			d.releases = append(d.releases, LockOp{Group: group, Stage: stage})
+		}
+		return false
+	}
+	s.LockHeld = true
+	d.emit("stage.lock_acquired", stage, 0, "holds concurrency group "+group)
 	d.dispatch(i, 1)
 	return true
+}
+
+// releaseLocks gives back the locks of stages that reached a terminal status.
+func (d *decider) releaseLocks() {
+	for i, s := range d.st.GetStages() {
+		if s.GetLockHeld() && s.GetStatus().Terminal() {
+			s.LockHeld = false
+			d.releases = append(d.releases, LockOp{Group: d.spec(i).GetConcurrency().GetGroup(), Stage: s.GetName()})
+		}
+	}
 }
 
 func verbOf(s sluicev1.StageStatus) string {
@@ -567,7 +633,7 @@ func (d *decider) approve(stage, by string) bool {
 	s.ApprovedBy = by
 	d.emit("stage.approved", stage, 0, "approved by "+by)
 	if s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL {
-		d.dispatch(i, 1)
+		d.dispatchLocked(i)
 	}
 	return true
 }

@@ -422,3 +422,37 @@ func TestTasksForMergesEnvAndCarriesTheRun(t *testing.T) {
 		t.Fatalf("task %v", task)
 	}
 }
+
+func TestDecideConcurrencyGroupWaitsForItsLock(t *testing.T) {
+	prod := stage("prod", "a")
+	prod.Concurrency = &sluicev1.Concurrency{Group: "production"}
+	h := newHarness(t, "main", stage("a"), prod)
+	h.do(Start{})
+	d := h.do(passed("a", 1))
+	if h.status("prod") != sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK || len(d.Tasks) != 0 {
+		t.Fatalf("prod %v, tasks %v: it must wait for its lock", h.status("prod"), taskStages(d))
+	}
+	if !slices.Equal(d.Acquire, []LockOp{{Group: "production", Stage: "prod"}}) {
+		t.Fatalf("acquire %v", d.Acquire)
+	}
+	d = h.do(LockGranted{Stage: "prod"})
+	if !slices.Equal(taskStages(d), []string{"prod"}) || !h.st.GetStages()[1].GetLockHeld() {
+		t.Fatalf("after the grant: tasks %v, held %v", taskStages(d), h.st.GetStages()[1].GetLockHeld())
+	}
+	d = h.do(failed("prod", 1))
+	if !slices.Equal(d.Release, []LockOp{{Group: "production", Stage: "prod"}}) || h.st.GetStages()[1].GetLockHeld() {
+		t.Fatalf("a finished stage must give its lock back: release %v", d.Release)
+	}
+}
+
+func TestDecideLockGrantedToACancelledStageIsGivenBack(t *testing.T) {
+	prod := stage("prod")
+	prod.Concurrency = &sluicev1.Concurrency{Group: "production"}
+	h := newHarness(t, "main", prod)
+	h.do(Start{})
+	h.do(CancelIn{})
+	d := h.do(LockGranted{Stage: "prod"})
+	if len(d.Release) != 1 {
+		t.Fatalf("release %v: a grant nobody waits for must be returned", d.Release)
+	}
+}

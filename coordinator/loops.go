@@ -79,6 +79,7 @@ func (c *Coordinator) clock(ctx context.Context) {
 // has not seen published: events in a state's outbox and tasks of queued stages. Both carry
 // deterministic ids, so whatever was published already is dropped by the server.
 func (c *Coordinator) reconcileAll(ctx context.Context) {
+	c.reconcileLocks(ctx)
 	window := c.cfg.Bus.DuplicateWindow
 	now := c.now()
 	for _, st := range c.cache.snapshot() {

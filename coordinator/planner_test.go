@@ -572,3 +572,48 @@ func TestPlannerRolloutRollsBackAnUnhealthyCanary(t *testing.T) {
 		t.Fatalf("events\n got %v\nwant %v", types, wantTypes)
 	}
 }
+
+func TestPlannerConcurrencyGroupRunsOneAtATimeInOrder(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	startCoordinator(t, env)
+	tasks := make(chan *sluicev1.Task, 10)
+	w := startWorker(t, env, func(task *sluicev1.Task) *sluicev1.Result { tasks <- task; return nil })
+	prod := stage("prod")
+	prod.Concurrency = &sluicev1.Concurrency{Group: "production"}
+	var ids []string
+	for range 3 {
+		ids = append(ids, submit(t, env, "main", prod).GetId())
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, id := range ids {
+		task := <-tasks
+		if task.GetRunId() != id {
+			t.Fatalf("stage %d to run belongs to %s, want %s: the group serves waiters in order", i, task.GetRunId(), id)
+		}
+		select {
+		case other := <-tasks:
+			t.Fatalf("%s dispatched while %s holds the group", other.GetRunId(), id)
+		case <-time.After(300 * time.Millisecond):
+		}
+		w.report(task, &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED})
+		waitRun(t, env, id, sluicev1.RunStatus_RUN_STATUS_PASSED)
+	}
+}
+
+func TestPlannerFreesALockWhoseHolderIsGone(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	locks, err := env.JS.KeyValue(t.Context(), env.Config.Names.LocksBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A coordinator crashed after the holder's run ended, before it released the lock.
+	if _, err := locks.Create(t.Context(), "production", []byte("vanished/prod")); err != nil {
+		t.Fatal(err)
+	}
+	startCoordinator(t, env)
+	startWorker(t, env, pass)
+	prod := stage("prod")
+	prod.Concurrency = &sluicev1.Concurrency{Group: "production"}
+	st := submit(t, env, "main", prod)
+	waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+}

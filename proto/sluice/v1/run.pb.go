@@ -94,21 +94,24 @@ const (
 	StageStatus_STAGE_STATUS_FAILED     StageStatus = 7
 	StageStatus_STAGE_STATUS_SKIPPED    StageStatus = 8
 	StageStatus_STAGE_STATUS_CANCELLED  StageStatus = 9
+	// Needs met; waiting for the lock of its concurrency group.
+	StageStatus_STAGE_STATUS_WAITING_LOCK StageStatus = 10
 )
 
 // Enum value maps for StageStatus.
 var (
 	StageStatus_name = map[int32]string{
-		0: "STAGE_STATUS_UNSPECIFIED",
-		1: "STAGE_STATUS_PENDING",
-		2: "STAGE_STATUS_WAITING_APPROVAL",
-		3: "STAGE_STATUS_QUEUED",
-		4: "STAGE_STATUS_RUNNING",
-		5: "STAGE_STATUS_RETRY_WAIT",
-		6: "STAGE_STATUS_PASSED",
-		7: "STAGE_STATUS_FAILED",
-		8: "STAGE_STATUS_SKIPPED",
-		9: "STAGE_STATUS_CANCELLED",
+		0:  "STAGE_STATUS_UNSPECIFIED",
+		1:  "STAGE_STATUS_PENDING",
+		2:  "STAGE_STATUS_WAITING_APPROVAL",
+		3:  "STAGE_STATUS_QUEUED",
+		4:  "STAGE_STATUS_RUNNING",
+		5:  "STAGE_STATUS_RETRY_WAIT",
+		6:  "STAGE_STATUS_PASSED",
+		7:  "STAGE_STATUS_FAILED",
+		8:  "STAGE_STATUS_SKIPPED",
+		9:  "STAGE_STATUS_CANCELLED",
+		10: "STAGE_STATUS_WAITING_LOCK",
 	}
 	StageStatus_value = map[string]int32{
 		"STAGE_STATUS_UNSPECIFIED":      0,
@@ -121,6 +124,7 @@ var (
 		"STAGE_STATUS_FAILED":           7,
 		"STAGE_STATUS_SKIPPED":          8,
 		"STAGE_STATUS_CANCELLED":        9,
+		"STAGE_STATUS_WAITING_LOCK":     10,
 	}
 )
 
@@ -353,7 +357,9 @@ type StageState struct {
 	Artifacts  []*ArtifactRef         `protobuf:"bytes,13,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
 	ApprovedBy string                 `protobuf:"bytes,14,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	// The rollout of a traffic-shift stage, owned by the coordinator.
-	Rollout       *RolloutState `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Rollout *RolloutState `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The stage holds the lock of its concurrency group (KV sluice_locks).
+	LockHeld      bool `protobuf:"varint,16,opt,name=lock_held,json=lockHeld,proto3" json:"lock_held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,6 +497,13 @@ func (x *StageState) GetRollout() *RolloutState {
 		return x.Rollout
 	}
 	return nil
+}
+
+func (x *StageState) GetLockHeld() bool {
+	if x != nil {
+		return x.LockHeld
+	}
+	return false
 }
 
 type RolloutState struct {
@@ -853,7 +866,7 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\xba\x05\n" +
+	"finishedAt\"\xd7\x05\n" +
 	"\n" +
 	"StageState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -874,7 +887,8 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\tartifacts\x18\r \x03(\v2\x16.sluice.v1.ArtifactRefR\tartifacts\x12\x1f\n" +
 	"\vapproved_by\x18\x0e \x01(\tR\n" +
 	"approvedBy\x121\n" +
-	"\arollout\x18\x0f \x01(\v2\x17.sluice.v1.RolloutStateR\arollout\"\xb3\x02\n" +
+	"\arollout\x18\x0f \x01(\v2\x17.sluice.v1.RolloutStateR\arollout\x12\x1b\n" +
+	"\tlock_held\x18\x10 \x01(\bR\blockHeld\"\xb3\x02\n" +
 	"\fRolloutState\x12-\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x17.sluice.v1.RolloutPhaseR\x05phase\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x16\n" +
@@ -919,7 +933,7 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\x12RUN_STATUS_RUNNING\x10\x01\x12\x15\n" +
 	"\x11RUN_STATUS_PASSED\x10\x02\x12\x15\n" +
 	"\x11RUN_STATUS_FAILED\x10\x03\x12\x18\n" +
-	"\x14RUN_STATUS_CANCELLED\x10\x04*\xa0\x02\n" +
+	"\x14RUN_STATUS_CANCELLED\x10\x04*\xbf\x02\n" +
 	"\vStageStatus\x12\x1c\n" +
 	"\x18STAGE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STAGE_STATUS_PENDING\x10\x01\x12!\n" +
@@ -930,7 +944,9 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\x13STAGE_STATUS_PASSED\x10\x06\x12\x17\n" +
 	"\x13STAGE_STATUS_FAILED\x10\a\x12\x18\n" +
 	"\x14STAGE_STATUS_SKIPPED\x10\b\x12\x1a\n" +
-	"\x16STAGE_STATUS_CANCELLED\x10\t*\xb6\x02\n" +
+	"\x16STAGE_STATUS_CANCELLED\x10\t\x12\x1d\n" +
+	"\x19STAGE_STATUS_WAITING_LOCK\x10\n" +
+	"*\xb6\x02\n" +
 	"\fRolloutPhase\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ROLLOUT_PHASE_DEPLOYING\x10\x01\x12\"\n" +
