@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sort"
 	"sync"
 	"testing"
@@ -188,5 +189,61 @@ func TestFleetTimeoutsAndRetries(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(counter); len(data) != 4 {
 		t.Errorf("flaky ran %d times, want 2", len(data)/2)
+	}
+}
+
+// On a 3-node cluster with every stream and bucket replicated 3 times, losing a node
+// (possibly a stream leader) mid-run loses no run: leaders move, the planner retries.
+func TestFleetOnAThreeNodeClusterSurvivesLosingANode(t *testing.T) {
+	nodes := bustest.Cluster(t, 3)
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.ClientURL())
+	}
+	nc, js := bustest.Connect(t, strings.Join(urls, ","))
+	cfg := bus.Config{Replicas: 3, AckWait: 2 * time.Second}.WithDefaults()
+	if err := bus.Provision(t.Context(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	c, err := coordinator.New(nc, coordinator.Config{Names: cfg.Names, Bus: cfg, Logger: bustest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = c.Run(ctx) })
+	w, err := workers.New(nc, workers.Config{Bus: cfg, Concurrency: 4, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: t.TempDir(),
+		Kinds: []sluicev1.StageKind{sluicev1.StageKind_STAGE_KIND_STATIC}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = w.Run(ctx) })
+	<-c.Ready()
+	client := coordinator.NewClient(nc, cfg.Names)
+	spec := &sluicev1.PipelineSpec{Version: 1, Name: "ha", Stages: []*sluicev1.StageSpec{
+		runStage("one", nil, "sleep 0.3"), runStage("two", []string{"one"}, "sleep 0.3"), runStage("three", []string{"two"}, "sleep 0.3"),
+	}}
+	var ids []string
+	for range 5 {
+		st, err := client.Submit(t.Context(), &sluicev1.SubmitRunRequest{Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, st.GetId())
+	}
+	time.Sleep(500 * time.Millisecond)
+	// Stop a node this process is not connected to; its replicas (and any leaders) are lost.
+	for _, n := range nodes {
+		if n.ClientURL() != nc.ConnectedUrl() {
+			n.Shutdown()
+			break
+		}
+	}
+	f := &fleet{client: client}
+	for _, id := range ids {
+		if st := f.wait(t, id); st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_PASSED {
+			t.Fatalf("run %s %s after losing a node: %s", id, st.GetStatus().Short(), st.GetMessage())
+		}
 	}
 }
