@@ -22,6 +22,10 @@ type RollbackIn struct{ Reason, By string }
 
 func (RollbackIn) isInput() {}
 
+// maxInconclusive is how many analyses of one step may lack the data to judge before the
+// rollout freezes for a human: a gate does not promote on no evidence.
+const maxInconclusive = 3
+
 // maxRollbackAttempts bounds the retries of a failing rollback before the stage fails
 // asking for a human.
 const maxRollbackAttempts = 3
@@ -120,6 +124,7 @@ func (d *decider) beginStep(i int, s *sluicev1.StageState, k int32) {
 		return
 	}
 	ro.Step = k
+	ro.Inconclusive = 0
 	if steps[k].GetApproval() && ro.GetPhase() != phaseWaiting {
 		ro.Phase = phaseWaiting
 		d.emit("stage.waiting_approval", s.GetName(), s.GetAttempt(), fmt.Sprintf("rollout step %d/%d (%d%%) waits: run `sluice approve %s %s`",
@@ -243,8 +248,9 @@ func (d *decider) afterShift(i int, s *sluicev1.StageState) {
 	}
 }
 
-// verdict applies an analysis result: healthy or inconclusive goes on, unhealthy (or an
-// analysis that could not run) rolls back, or freezes under on_failure: freeze.
+// verdict applies an analysis result: healthy goes on; inconclusive analyses the step again,
+// then freezes; unhealthy (or an analysis that could not run) rolls back, or freezes under
+// on_failure: freeze.
 func (d *decider) verdict(i int, s *sluicev1.StageState, r *sluicev1.Result) {
 	ro := s.GetRollout()
 	v := r.GetVerdict()
@@ -258,20 +264,36 @@ func (d *decider) verdict(i int, s *sluicev1.StageState, r *sluicev1.Result) {
 	outcome := strings.ToLower(strings.TrimPrefix(v.GetOutcome().String(), "VERDICT_OUTCOME_"))
 	ev := d.emit("analysis.verdict", s.GetName(), s.GetAttempt(), fmt.Sprintf("%s at %d%%: %s", outcome, ro.GetWeight(), v.GetMessage()))
 	ev.Detail = verdictDetail(v, ro.GetWeight())
-	if v.GetOutcome() != sluicev1.VerdictOutcome_VERDICT_OUTCOME_UNHEALTHY {
+	switch v.GetOutcome() {
+	case sluicev1.VerdictOutcome_VERDICT_OUTCOME_HEALTHY:
 		d.beginStep(i, s, ro.GetStep()+1)
+		return
+	case sluicev1.VerdictOutcome_VERDICT_OUTCOME_UNHEALTHY:
+	default:
+		ro.Inconclusive++
+		if ro.GetInconclusive() < maxInconclusive {
+			d.queueAction(i, s)
+			return
+		}
+		d.freeze(i, s, fmt.Sprintf("inconclusive at %d%% after %d analyses (%s): not enough data to judge the canary", ro.GetWeight(), ro.GetInconclusive(), v.GetMessage()))
 		return
 	}
 	reason := fmt.Sprintf("unhealthy at %d%%: %s", ro.GetWeight(), v.GetMessage())
 	if d.spec(i).GetRollout().GetOnFailure() == "freeze" {
-		ro.Phase = phaseFrozen
-		ro.Reason = reason
-		s.Message = "frozen: " + reason
-		d.emit("stage.waiting_approval", s.GetName(), s.GetAttempt(), fmt.Sprintf("frozen at %d%% (%s): `sluice approve %s %s` continues, `sluice rollback %s` rolls back",
-			ro.GetWeight(), v.GetMessage(), d.st.GetId(), s.GetName(), d.st.GetId()))
+		d.freeze(i, s, reason)
 		return
 	}
 	d.rollback(i, s, reason)
+}
+
+// freeze holds the canary's weight until a human approves (continue) or rolls back.
+func (d *decider) freeze(i int, s *sluicev1.StageState, reason string) {
+	ro := s.GetRollout()
+	ro.Phase = phaseFrozen
+	ro.Reason = reason
+	s.Message = "frozen: " + reason
+	d.emit("stage.waiting_approval", s.GetName(), s.GetAttempt(), fmt.Sprintf("frozen at %d%% (%s): `sluice approve %s %s` continues, `sluice rollback %s` rolls back",
+		ro.GetWeight(), reason, d.st.GetId(), s.GetName(), d.st.GetId()))
 }
 
 func verdictDetail(v *sluicev1.Verdict, weight int32) map[string]string {

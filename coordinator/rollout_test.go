@@ -133,6 +133,9 @@ func TestRolloutHealthyCanaryIsPromotedStepByStep(t *testing.T) {
 	h.expect(analyse, 50)
 	h.answer(sluicev1.Outcome_OUTCOME_PASSED, &sluicev1.Verdict{Outcome: sluicev1.VerdictOutcome_VERDICT_OUTCOME_INCONCLUSIVE, Message: "3 samples < 50"})
 	collect()
+	h.expect(analyse, 50)
+	h.answer(sluicev1.Outcome_OUTCOME_PASSED, healthy())
+	collect()
 	h.expect(shift, 100)
 	h.pass()
 	collect()
@@ -141,7 +144,7 @@ func TestRolloutHealthyCanaryIsPromotedStepByStep(t *testing.T) {
 	}
 	want := []string{
 		"rollout.step_started", "traffic.shifted", "analysis.verdict",
-		"rollout.step_started", "traffic.shifted", "analysis.verdict",
+		"rollout.step_started", "traffic.shifted", "analysis.verdict", "analysis.verdict",
 		"rollout.step_started", "traffic.shifted", "rollout.promoted", "stage.passed", "run.passed",
 	}
 	var got []string
@@ -153,8 +156,8 @@ func TestRolloutHealthyCanaryIsPromotedStepByStep(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events\n got %v\nwant %v", got, want)
 	}
-	if n := len(h.rollout().GetVerdicts()); n != 2 {
-		t.Fatalf("%d verdicts recorded, want 2", n)
+	if n := len(h.rollout().GetVerdicts()); n != 3 {
+		t.Fatalf("%d verdicts recorded, want 3", n)
 	}
 }
 
@@ -342,5 +345,22 @@ func TestTasksForRebuildsTheCurrentRolloutAction(t *testing.T) {
 	rebuilt := TasksFor(h.st, 0)
 	if len(rebuilt) != 1 || rebuilt[0].GetRollout().GetSeq() != h.task.GetRollout().GetSeq() || rebuilt[0].GetRollout().GetWeight() != 10 {
 		t.Fatalf("rebuilt %v, want the task handed out", rebuilt)
+	}
+}
+
+func TestRolloutNeverPromotesOnNoEvidence(t *testing.T) {
+	h := newRollout(t)
+	h.pass()
+	h.pass()
+	inconclusive := &sluicev1.Verdict{Outcome: sluicev1.VerdictOutcome_VERDICT_OUTCOME_INCONCLUSIVE, Message: "canary served 14 requests, fewer than min_samples 20"}
+	for range maxInconclusive {
+		h.expect(analyse, 10)
+		h.answer(sluicev1.Outcome_OUTCOME_PASSED, inconclusive)
+	}
+	if h.rollout().GetPhase() != phaseFrozen || h.rollout().GetWeight() != 10 || len(h.d.Tasks) != 0 {
+		t.Fatalf("rollout %v after %d inconclusive analyses: it must hold at 10%% for a human", h.rollout(), maxInconclusive)
+	}
+	if !strings.Contains(h.rollout().GetReason(), "not enough data") {
+		t.Fatalf("reason %q", h.rollout().GetReason())
 	}
 }

@@ -93,7 +93,8 @@ func (p *progress) event(ev *sluicev1.Event) {
 func eventMessage(ev *sluicev1.Event) string {
 	msg := oneLine(ev.GetMessage())
 	if n := ev.GetAttempt(); n > 0 {
-		msg = strings.TrimSpace(strings.TrimPrefix(msg, fmt.Sprintf("attempt %d", n)))
+		// The attempt has its own column; ", 4 shards" reads as "4 shards".
+		msg = strings.TrimLeft(strings.TrimPrefix(msg, fmt.Sprintf("attempt %d", n)), " ,;:")
 	}
 	return msg
 }

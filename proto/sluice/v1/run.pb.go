@@ -520,8 +520,10 @@ type RolloutState struct {
 	Reason           string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	PauseUntil       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=pause_until,json=pauseUntil,proto3" json:"pause_until,omitempty"`
 	RollbackAttempts int32                  `protobuf:"varint,8,opt,name=rollback_attempts,json=rollbackAttempts,proto3" json:"rollback_attempts,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Inconclusive analyses of the current step so far.
+	Inconclusive  int32 `protobuf:"varint,9,opt,name=inconclusive,proto3" json:"inconclusive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutState) Reset() {
@@ -606,6 +608,13 @@ func (x *RolloutState) GetPauseUntil() *timestamppb.Timestamp {
 func (x *RolloutState) GetRollbackAttempts() int32 {
 	if x != nil {
 		return x.RollbackAttempts
+	}
+	return 0
+}
+
+func (x *RolloutState) GetInconclusive() int32 {
+	if x != nil {
+		return x.Inconclusive
 	}
 	return 0
 }
@@ -888,7 +897,7 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\vapproved_by\x18\x0e \x01(\tR\n" +
 	"approvedBy\x121\n" +
 	"\arollout\x18\x0f \x01(\v2\x17.sluice.v1.RolloutStateR\arollout\x12\x1b\n" +
-	"\tlock_held\x18\x10 \x01(\bR\blockHeld\"\xb3\x02\n" +
+	"\tlock_held\x18\x10 \x01(\bR\blockHeld\"\xd7\x02\n" +
 	"\fRolloutState\x12-\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x17.sluice.v1.RolloutPhaseR\x05phase\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x16\n" +
@@ -898,7 +907,8 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12;\n" +
 	"\vpause_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"pauseUntil\x12+\n" +
-	"\x11rollback_attempts\x18\b \x01(\x05R\x10rollbackAttempts\"\x95\x01\n" +
+	"\x11rollback_attempts\x18\b \x01(\x05R\x10rollbackAttempts\x12\"\n" +
+	"\finconclusive\x18\t \x01(\x05R\finconclusive\"\x95\x01\n" +
 	"\rVerdictRecord\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\x05R\x04step\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12,\n" +
