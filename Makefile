@@ -12,12 +12,17 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9\/_.-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: bin/sluice ## build the CLI and run the example pipeline on an in-process fleet
+demo: bin/sluice bin/k6 ## build the CLI and run the example pipeline, ending in a rollout, on an in-process fleet
+	scripts/install-deps demo
 	bin/sluice demo
 
 .PHONY: test
-test: lint ## lint, then every test tier
+test: deps lint bin/k6 ## install what the tiers need, lint, then every test tier
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: deps
+deps: ## install the Debian packages the test tiers need (as root; otherwise it says how)
+	scripts/install-deps test
 
 .PHONY: lint
 lint: proto-check proto-breaking bin/buf ## fail on stale generated code, breaking wire changes, buf lint, go vet, gofmt

@@ -201,7 +201,7 @@ func DecodeBaseline(r io.Reader, name string) (*Baseline, error) {
 func ReadBaselineFile(path string) (*Baseline, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBaseline, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadBaseline, err)
 	}
 	defer f.Close()
 	return DecodeBaseline(f, path)

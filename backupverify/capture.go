@@ -70,7 +70,7 @@ type catalogTable struct {
 	*Table
 }
 
-func capture(ctx context.Context, q querier, o CaptureOptions, mode rowMode) (*Baseline, error) {
+func capture(ctx context.Context, q pgx.Tx, o CaptureOptions, mode rowMode) (*Baseline, error) {
 	b := &Baseline{Format: BaselineFormat, Version: BaselineVersion, CapturedAt: time.Now().UTC().Truncate(time.Second)}
 	var version string
 	if err := q.QueryRow(ctx, "SELECT current_database(), current_setting('server_version')").Scan(&b.Database, &version); err != nil {
@@ -95,8 +95,14 @@ func capture(ctx context.Context, q querier, o CaptureOptions, mode rowMode) (*B
 			return nil, err
 		}
 	}
+	hashOK := false
+	if o.Checksums && mode == rowsByOptions {
+		if hashOK, err = hashSupported(ctx, q); err != nil {
+			return nil, err
+		}
+	}
 	for _, t := range tables {
-		if err := fillRows(ctx, q, t, o, mode); err != nil {
+		if err := fillRows(ctx, q, t, o, mode, hashOK); err != nil {
 			return nil, err
 		}
 		b.Tables = append(b.Tables, *t.Table)
@@ -232,12 +238,12 @@ func readIndexes(ctx context.Context, q querier, oids []uint32, byOID map[uint32
 	return nil
 }
 
-func fillRows(ctx context.Context, q querier, t *catalogTable, o CaptureOptions, mode rowMode) error {
+func fillRows(ctx context.Context, q pgx.Tx, t *catalogTable, o CaptureOptions, mode rowMode, hashOK bool) error {
 	if mode == rowsNone {
 		return nil
 	}
 	if o.Checksums {
-		sum, err := checksum(ctx, q, t.Schema, t.Name)
+		sum, err := checksum(ctx, q, t.Schema, t.Name, hashOK)
 		if err != nil {
 			return err
 		}

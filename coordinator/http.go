@@ -44,6 +44,7 @@ func (c *Coordinator) Handler() http.Handler {
 		st, err := c.GetRun(r.Context(), r.PathValue("id"))
 		writeProto(w, &sluicev1.GetRunResponse{Run: st}, err)
 	})
+	mux.HandleFunc("GET /api/v1/runs/{id}/artifacts/{stage}/{name...}", c.serveArtifact)
 	mux.HandleFunc("POST /api/v1/runs", c.authorized(func(w http.ResponseWriter, r *http.Request) {
 		var req sluicev1.SubmitRunRequest
 		if err := readProtoJSON(r, &req); err != nil {
@@ -87,6 +88,45 @@ func (c *Coordinator) Handler() http.Handler {
 		c.renderDashboard(w, r, r.PathValue("id"))
 	})
 	return mux
+}
+
+// serveArtifact streams one artifact of a stage from the artifacts object store.
+func (c *Coordinator) serveArtifact(w http.ResponseWriter, r *http.Request) {
+	st, err := c.GetRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeProto(w, nil, err)
+		return
+	}
+	var ref *sluicev1.ArtifactRef
+	for _, s := range st.GetStages() {
+		if s.GetName() != r.PathValue("stage") {
+			continue
+		}
+		for _, a := range s.GetArtifacts() {
+			if a.GetName() == r.PathValue("name") {
+				ref = a
+			}
+		}
+	}
+	if ref == nil {
+		writeProto(w, nil, fmt.Errorf("%w: run %s has no artifact %q in stage %q", ErrNotFound, st.GetId(), r.PathValue("name"), r.PathValue("stage")))
+		return
+	}
+	store, err := c.js.ObjectStore(r.Context(), c.cfg.Names.ArtifactsStore())
+	if err != nil {
+		writeProto(w, nil, fmt.Errorf("open %s: %w", c.cfg.Names.ArtifactsStore(), err))
+		return
+	}
+	obj, err := store.Get(r.Context(), ref.GetObject())
+	if err != nil {
+		writeProto(w, nil, fmt.Errorf("%w: artifact %s: %v", ErrNotFound, ref.GetObject(), err))
+		return
+	}
+	defer obj.Close()
+	if ref.GetContentType() != "" {
+		w.Header().Set("Content-Type", ref.GetContentType())
+	}
+	_, _ = io.Copy(w, obj)
 }
 
 func (c *Coordinator) serveHTTP(ctx context.Context) error {

@@ -155,6 +155,14 @@ func New(nc *nats.Conn, c Config) (*Worker, error) {
 	if c.WorkDir == "" {
 		c.WorkDir = filepath.Join(os.TempDir(), "sluice", "work")
 	}
+	// Steps run in other directories; a relative path would resolve against each of them.
+	for _, dir := range []*string{&c.CacheDir, &c.WorkDir} {
+		abs, err := filepath.Abs(*dir)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBadConfig, *dir, err)
+		}
+		*dir = abs
+	}
 	handlers := make(map[sluicev1.StageKind]Handler)
 	for _, k := range c.Kinds {
 		if _, known := sluicev1.StageKind_name[int32(k)]; !known || k == sluicev1.StageKind_STAGE_KIND_UNSPECIFIED {

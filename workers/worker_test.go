@@ -504,3 +504,15 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// A worker given relative directories (`sluice dev --data devdata`) gives its steps a HOME
+// and TMPDIR that exist from where the steps run (their source tree, not the worker's cwd).
+func TestRelativeWorkDirs(t *testing.T) {
+	h := newHarness(t)
+	t.Chdir(t.TempDir())
+	h.publish(t, newTask("rel", `test -d "$HOME" && touch "$TMPDIR/probe"`))
+	h.start(t, Config{WorkDir: "devdata/work", CacheDir: "devdata/cache"})
+	if res := h.final(t, "rel"); res.Outcome != sluicev1.Outcome_OUTCOME_PASSED {
+		t.Fatalf("%s: %s", res.Outcome, res.Message)
+	}
+}

@@ -304,17 +304,44 @@ func TestDetachCancelAndInterrupt(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	code, stdout, stderr := cli(t, "demo", "--example", "../../examples/hello")
+	code, stdout, stderr := cli(t, "demo", "--example", "../../examples")
 	if code != exitOK {
 		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, stage := range []string{"lint", "typecheck", "test", "governance", "backup-verify", "e2e", "deploy-gate"} {
+	for _, stage := range []string{"lint", "typecheck", "test", "governance", "backup-verify", "contract", "e2e", "load", "deploy-gate"} {
 		if !hasLine(stdout, stage, "passed", "1") {
 			t.Errorf("summary has no passed line for %s:\n%s", stage, stdout)
 		}
 	}
-	if !strings.Contains(stdout, "demo passed: 7 stages: 7 passed") {
+	if !strings.Contains(stdout, "demo passed: 9 stages: 9 passed") {
 		t.Errorf("no summary line:\n%s", stdout)
+	}
+	for _, want := range [][]string{
+		{"deploy-gate", "shifted", "canary at 10%"}, {"deploy-gate", "shifted", "canary at 50%"},
+		{"deploy-gate", "promoted", "canary at 100%"}, {"rollout of deploy-gate: promoted"},
+		{"error_rate", "max_ratio_to_baseline", "healthy"}, {"green now gets 100%"},
+	} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("no line with %q in:\n%s", want, stdout)
+		}
+	}
+}
+
+// The bad canary fails 5% of its requests: the first analysis at 10% catches it, the traffic
+// goes back to blue, and the demo says so and exits 0 (the outcome it promised).
+func TestDemoBadCanaryIsRolledBack(t *testing.T) {
+	code, stdout, stderr := cli(t, "demo", "--example", "../../examples", "--bad-canary")
+	if code != exitOK {
+		t.Fatalf("demo --bad-canary: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range [][]string{
+		{"deploy-gate", "verdict", "unhealthy at 10%"}, {"deploy-gate", "rolled_back", "10% -> 0%"},
+		{"rollout of deploy-gate: rolled back, canary at 0%"}, {"green now gets 0%"},
+		{"rolled back, as expected"},
+	} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("no line with %q in:\n%s", want, stdout)
+		}
 	}
 }
 

@@ -90,6 +90,13 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newApproveCmd(a),
 		newRollbackCmd(a),
 		newEventsCmd(a),
+		newContractCmd(a),
+		newLoadCmd(a),
+		newE2ECmd(a),
+		newRouterCmd(a),
+		newBackupVerifyCmd(a),
+		newGovernanceCmd(a),
+		newArtifactsCmd(a),
 	)
 	return root
 }

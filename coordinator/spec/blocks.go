@@ -61,11 +61,26 @@ func (d *decoder) e2e(path string, n *yaml.Node) *sluicev1.E2ESpec {
 
 func (d *decoder) load(path string, n *yaml.Node) *sluicev1.LoadSpec {
 	l := &sluicev1.LoadSpec{}
+	var stages *yaml.Node
 	d.fields(n, path, "load block", []field{
 		{"script", func(path string, _, v *yaml.Node) { l.Script = d.str(path, v) }},
 		{"vus", func(path string, _, v *yaml.Node) { l.Vus = d.int32(path, v, 1, math.MaxInt32) }},
 		{"duration", func(path string, _, v *yaml.Node) { l.Duration = d.duration(path, v, false) }},
 		{"target", func(path string, _, v *yaml.Node) { l.Target = d.str(path, v) }},
+		{"stages", func(path string, _, v *yaml.Node) {
+			stages = v
+			d.list(path, v, func(path string, item *yaml.Node) {
+				st := &sluicev1.LoadStage{}
+				d.fields(item, path, "load stage", []field{
+					{"duration", func(path string, _, v *yaml.Node) { st.Duration = d.duration(path, v, false) }},
+					{"target", func(path string, _, v *yaml.Node) { st.Target = d.int32(path, v, 0, math.MaxInt32) }},
+				})
+				if valueOf(item, "duration") == nil {
+					d.errorf(resolve(item), join(path, "duration"), "missing: how long this stage ramps, e.g. `{duration: 30s, target: 20}`")
+				}
+				l.Stages = append(l.Stages, st)
+			})
+		}},
 		{"thresholds", func(path string, _, v *yaml.Node) {
 			l.Thresholds = map[string]*sluicev1.ThresholdList{}
 			d.pairs(v, path, func(metric string, _, v *yaml.Node) {
@@ -75,6 +90,9 @@ func (d *decoder) load(path string, n *yaml.Node) *sluicev1.LoadSpec {
 	})
 	if l.Script == "" {
 		d.errorf(resolve(n), join(path, "script"), "missing: name the k6 script to run, e.g. `script: loadtest/api.js`")
+	}
+	if stages != nil && (l.Duration != nil || l.Vus != 0) {
+		d.errorf(resolve(stages), join(path, "stages"), "stages replace vus and duration: give one or the other")
 	}
 	return l
 }
@@ -93,6 +111,9 @@ func (d *decoder) rollout(path string, n *yaml.Node) *sluicev1.RolloutSpec {
 						{"url", func(path string, _, v *yaml.Node) { r.Deploy.Health.Url = d.str(path, v) }},
 						{"timeout", func(path string, _, v *yaml.Node) { r.Deploy.Health.Timeout = d.duration(path, v, false) }},
 					})
+					if r.Deploy.Health.GetUrl() == "" {
+						d.errorf(resolve(v), join(path, "url"), "missing: the URL that answers 2xx once the canary is up, e.g. `health: {url: \"http://127.0.0.1:18082/healthz\"}`")
+					}
 				}},
 			})
 		}},

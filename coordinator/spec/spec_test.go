@@ -281,3 +281,22 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+func TestLoadStages(t *testing.T) {
+	p, err := Parse("p.yaml", []byte(`version: 1
+name: load
+stages:
+  load:
+    kind: load
+    load:
+      script: loadtest/api.js
+      stages: [{duration: 10s, target: 20}, {duration: 5s, target: 0}]
+`), nil, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.GetStages()[0].GetLoad().GetStages()
+	if len(got) != 2 || got[0].GetDuration().AsDuration() != 10*time.Second || got[0].GetTarget() != 20 || got[1].GetTarget() != 0 {
+		t.Fatalf("stages %v", got)
+	}
+}

@@ -720,12 +720,14 @@ func (x *E2ESpec) GetJourneys() []string {
 }
 
 type LoadSpec struct {
-	state         protoimpl.MessageState    `protogen:"open.v1"`
-	Script        string                    `protobuf:"bytes,1,opt,name=script,proto3" json:"script,omitempty"`
-	Vus           int32                     `protobuf:"varint,2,opt,name=vus,proto3" json:"vus,omitempty"`
-	Duration      *durationpb.Duration      `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
-	Target        string                    `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
-	Thresholds    map[string]*ThresholdList `protobuf:"bytes,5,rep,name=thresholds,proto3" json:"thresholds,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState    `protogen:"open.v1"`
+	Script     string                    `protobuf:"bytes,1,opt,name=script,proto3" json:"script,omitempty"`
+	Vus        int32                     `protobuf:"varint,2,opt,name=vus,proto3" json:"vus,omitempty"`
+	Duration   *durationpb.Duration      `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Target     string                    `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
+	Thresholds map[string]*ThresholdList `protobuf:"bytes,5,rep,name=thresholds,proto3" json:"thresholds,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A ramping profile instead of vus x duration: k6 stages.
+	Stages        []*LoadStage `protobuf:"bytes,6,rep,name=stages,proto3" json:"stages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -795,6 +797,66 @@ func (x *LoadSpec) GetThresholds() map[string]*ThresholdList {
 	return nil
 }
 
+func (x *LoadSpec) GetStages() []*LoadStage {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+type LoadStage struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Duration *durationpb.Duration   `protobuf:"bytes,1,opt,name=duration,proto3" json:"duration,omitempty"`
+	// VUs to reach by the end of the stage.
+	Target        int32 `protobuf:"varint,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadStage) Reset() {
+	*x = LoadStage{}
+	mi := &file_sluice_v1_spec_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadStage) ProtoMessage() {}
+
+func (x *LoadStage) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_spec_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadStage.ProtoReflect.Descriptor instead.
+func (*LoadStage) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *LoadStage) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *LoadStage) GetTarget() int32 {
+	if x != nil {
+		return x.Target
+	}
+	return 0
+}
+
 type ThresholdList struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Expressions   []string               `protobuf:"bytes,1,rep,name=expressions,proto3" json:"expressions,omitempty"`
@@ -804,7 +866,7 @@ type ThresholdList struct {
 
 func (x *ThresholdList) Reset() {
 	*x = ThresholdList{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[9]
+	mi := &file_sluice_v1_spec_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +878,7 @@ func (x *ThresholdList) String() string {
 func (*ThresholdList) ProtoMessage() {}
 
 func (x *ThresholdList) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[9]
+	mi := &file_sluice_v1_spec_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +891,7 @@ func (x *ThresholdList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThresholdList.ProtoReflect.Descriptor instead.
 func (*ThresholdList) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ThresholdList) GetExpressions() []string {
@@ -853,7 +915,7 @@ type RolloutSpec struct {
 
 func (x *RolloutSpec) Reset() {
 	*x = RolloutSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[10]
+	mi := &file_sluice_v1_spec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +927,7 @@ func (x *RolloutSpec) String() string {
 func (*RolloutSpec) ProtoMessage() {}
 
 func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[10]
+	mi := &file_sluice_v1_spec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +940,7 @@ func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
 func (*RolloutSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RolloutSpec) GetRouter() *RouterSpec {
@@ -933,7 +995,7 @@ type RouterSpec struct {
 
 func (x *RouterSpec) Reset() {
 	*x = RouterSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[11]
+	mi := &file_sluice_v1_spec_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1007,7 @@ func (x *RouterSpec) String() string {
 func (*RouterSpec) ProtoMessage() {}
 
 func (x *RouterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[11]
+	mi := &file_sluice_v1_spec_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1020,7 @@ func (x *RouterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouterSpec.ProtoReflect.Descriptor instead.
 func (*RouterSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{11}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RouterSpec) GetType() string {
@@ -1027,7 +1089,7 @@ type DeploySpec struct {
 
 func (x *DeploySpec) Reset() {
 	*x = DeploySpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[12]
+	mi := &file_sluice_v1_spec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1101,7 @@ func (x *DeploySpec) String() string {
 func (*DeploySpec) ProtoMessage() {}
 
 func (x *DeploySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[12]
+	mi := &file_sluice_v1_spec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1114,7 @@ func (x *DeploySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySpec.ProtoReflect.Descriptor instead.
 func (*DeploySpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{12}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeploySpec) GetRun() []string {
@@ -1079,7 +1141,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[13]
+	mi := &file_sluice_v1_spec_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1153,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[13]
+	mi := &file_sluice_v1_spec_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1166,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{13}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HealthCheck) GetUrl() string {
@@ -1132,7 +1194,7 @@ type RolloutStep struct {
 
 func (x *RolloutStep) Reset() {
 	*x = RolloutStep{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[14]
+	mi := &file_sluice_v1_spec_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1206,7 @@ func (x *RolloutStep) String() string {
 func (*RolloutStep) ProtoMessage() {}
 
 func (x *RolloutStep) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[14]
+	mi := &file_sluice_v1_spec_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1219,7 @@ func (x *RolloutStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStep.ProtoReflect.Descriptor instead.
 func (*RolloutStep) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{14}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RolloutStep) GetWeight() int32 {
@@ -1193,7 +1255,7 @@ type AnalysisSpec struct {
 
 func (x *AnalysisSpec) Reset() {
 	*x = AnalysisSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[15]
+	mi := &file_sluice_v1_spec_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1267,7 @@ func (x *AnalysisSpec) String() string {
 func (*AnalysisSpec) ProtoMessage() {}
 
 func (x *AnalysisSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[15]
+	mi := &file_sluice_v1_spec_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1280,7 @@ func (x *AnalysisSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisSpec.ProtoReflect.Descriptor instead.
 func (*AnalysisSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{15}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AnalysisSpec) GetInterval() *durationpb.Duration {
@@ -1261,7 +1323,7 @@ type ProviderSpec struct {
 
 func (x *ProviderSpec) Reset() {
 	*x = ProviderSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[16]
+	mi := &file_sluice_v1_spec_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1335,7 @@ func (x *ProviderSpec) String() string {
 func (*ProviderSpec) ProtoMessage() {}
 
 func (x *ProviderSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[16]
+	mi := &file_sluice_v1_spec_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1348,7 @@ func (x *ProviderSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderSpec.ProtoReflect.Descriptor instead.
 func (*ProviderSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{16}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProviderSpec) GetType() string {
@@ -1323,7 +1385,7 @@ type MetricSpec struct {
 
 func (x *MetricSpec) Reset() {
 	*x = MetricSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[17]
+	mi := &file_sluice_v1_spec_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1397,7 @@ func (x *MetricSpec) String() string {
 func (*MetricSpec) ProtoMessage() {}
 
 func (x *MetricSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[17]
+	mi := &file_sluice_v1_spec_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1410,7 @@ func (x *MetricSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSpec.ProtoReflect.Descriptor instead.
 func (*MetricSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{17}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MetricSpec) GetName() string {
@@ -1399,7 +1461,7 @@ type JudgeSpec struct {
 
 func (x *JudgeSpec) Reset() {
 	*x = JudgeSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[18]
+	mi := &file_sluice_v1_spec_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1473,7 @@ func (x *JudgeSpec) String() string {
 func (*JudgeSpec) ProtoMessage() {}
 
 func (x *JudgeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[18]
+	mi := &file_sluice_v1_spec_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1486,7 @@ func (x *JudgeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeSpec.ProtoReflect.Descriptor instead.
 func (*JudgeSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{18}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JudgeSpec) GetType() string {
@@ -1519,7 +1581,7 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"maxDropPct\"@\n" +
 	"\aE2ESpec\x12\x19\n" +
 	"\bbase_url\x18\x01 \x01(\tR\abaseUrl\x12\x1a\n" +
-	"\bjourneys\x18\x02 \x03(\tR\bjourneys\"\xa1\x02\n" +
+	"\bjourneys\x18\x02 \x03(\tR\bjourneys\"\xcf\x02\n" +
 	"\bLoadSpec\x12\x16\n" +
 	"\x06script\x18\x01 \x01(\tR\x06script\x12\x10\n" +
 	"\x03vus\x18\x02 \x01(\x05R\x03vus\x125\n" +
@@ -1527,10 +1589,14 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\x06target\x18\x04 \x01(\tR\x06target\x12C\n" +
 	"\n" +
 	"thresholds\x18\x05 \x03(\v2#.sluice.v1.LoadSpec.ThresholdsEntryR\n" +
-	"thresholds\x1aW\n" +
+	"thresholds\x12,\n" +
+	"\x06stages\x18\x06 \x03(\v2\x14.sluice.v1.LoadStageR\x06stages\x1aW\n" +
 	"\x0fThresholdsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
-	"\x05value\x18\x02 \x01(\v2\x18.sluice.v1.ThresholdListR\x05value:\x028\x01\"1\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.sluice.v1.ThresholdListR\x05value:\x028\x01\"Z\n" +
+	"\tLoadStage\x125\n" +
+	"\bduration\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\x05R\x06target\"1\n" +
 	"\rThresholdList\x12 \n" +
 	"\vexpressions\x18\x01 \x03(\tR\vexpressions\"\xed\x01\n" +
 	"\vRolloutSpec\x12-\n" +
@@ -1614,7 +1680,7 @@ func file_sluice_v1_spec_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sluice_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_sluice_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_sluice_v1_spec_proto_goTypes = []any{
 	(StageKind)(0),              // 0: sluice.v1.StageKind
 	(*PipelineSpec)(nil),        // 1: sluice.v1.PipelineSpec
@@ -1626,29 +1692,30 @@ var file_sluice_v1_spec_proto_goTypes = []any{
 	(*BackupVerifySpec)(nil),    // 7: sluice.v1.BackupVerifySpec
 	(*E2ESpec)(nil),             // 8: sluice.v1.E2ESpec
 	(*LoadSpec)(nil),            // 9: sluice.v1.LoadSpec
-	(*ThresholdList)(nil),       // 10: sluice.v1.ThresholdList
-	(*RolloutSpec)(nil),         // 11: sluice.v1.RolloutSpec
-	(*RouterSpec)(nil),          // 12: sluice.v1.RouterSpec
-	(*DeploySpec)(nil),          // 13: sluice.v1.DeploySpec
-	(*HealthCheck)(nil),         // 14: sluice.v1.HealthCheck
-	(*RolloutStep)(nil),         // 15: sluice.v1.RolloutStep
-	(*AnalysisSpec)(nil),        // 16: sluice.v1.AnalysisSpec
-	(*ProviderSpec)(nil),        // 17: sluice.v1.ProviderSpec
-	(*MetricSpec)(nil),          // 18: sluice.v1.MetricSpec
-	(*JudgeSpec)(nil),           // 19: sluice.v1.JudgeSpec
-	nil,                         // 20: sluice.v1.PipelineSpec.EnvEntry
-	nil,                         // 21: sluice.v1.StageSpec.EnvEntry
-	nil,                         // 22: sluice.v1.LoadSpec.ThresholdsEntry
-	nil,                         // 23: sluice.v1.ProviderSpec.QueriesEntry
-	(*durationpb.Duration)(nil), // 24: google.protobuf.Duration
+	(*LoadStage)(nil),           // 10: sluice.v1.LoadStage
+	(*ThresholdList)(nil),       // 11: sluice.v1.ThresholdList
+	(*RolloutSpec)(nil),         // 12: sluice.v1.RolloutSpec
+	(*RouterSpec)(nil),          // 13: sluice.v1.RouterSpec
+	(*DeploySpec)(nil),          // 14: sluice.v1.DeploySpec
+	(*HealthCheck)(nil),         // 15: sluice.v1.HealthCheck
+	(*RolloutStep)(nil),         // 16: sluice.v1.RolloutStep
+	(*AnalysisSpec)(nil),        // 17: sluice.v1.AnalysisSpec
+	(*ProviderSpec)(nil),        // 18: sluice.v1.ProviderSpec
+	(*MetricSpec)(nil),          // 19: sluice.v1.MetricSpec
+	(*JudgeSpec)(nil),           // 20: sluice.v1.JudgeSpec
+	nil,                         // 21: sluice.v1.PipelineSpec.EnvEntry
+	nil,                         // 22: sluice.v1.StageSpec.EnvEntry
+	nil,                         // 23: sluice.v1.LoadSpec.ThresholdsEntry
+	nil,                         // 24: sluice.v1.ProviderSpec.QueriesEntry
+	(*durationpb.Duration)(nil), // 25: google.protobuf.Duration
 }
 var file_sluice_v1_spec_proto_depIdxs = []int32{
-	20, // 0: sluice.v1.PipelineSpec.env:type_name -> sluice.v1.PipelineSpec.EnvEntry
+	21, // 0: sluice.v1.PipelineSpec.env:type_name -> sluice.v1.PipelineSpec.EnvEntry
 	4,  // 1: sluice.v1.PipelineSpec.stages:type_name -> sluice.v1.StageSpec
 	0,  // 2: sluice.v1.StageSpec.kind:type_name -> sluice.v1.StageKind
-	21, // 3: sluice.v1.StageSpec.env:type_name -> sluice.v1.StageSpec.EnvEntry
-	24, // 4: sluice.v1.StageSpec.timeout:type_name -> google.protobuf.Duration
-	24, // 5: sluice.v1.StageSpec.retry_backoff:type_name -> google.protobuf.Duration
+	22, // 3: sluice.v1.StageSpec.env:type_name -> sluice.v1.StageSpec.EnvEntry
+	25, // 4: sluice.v1.StageSpec.timeout:type_name -> google.protobuf.Duration
+	25, // 5: sluice.v1.StageSpec.retry_backoff:type_name -> google.protobuf.Duration
 	2,  // 6: sluice.v1.StageSpec.when:type_name -> sluice.v1.When
 	3,  // 7: sluice.v1.StageSpec.concurrency:type_name -> sluice.v1.Concurrency
 	5,  // 8: sluice.v1.StageSpec.governance:type_name -> sluice.v1.GovernanceSpec
@@ -1656,27 +1723,29 @@ var file_sluice_v1_spec_proto_depIdxs = []int32{
 	7,  // 10: sluice.v1.StageSpec.backup_verify:type_name -> sluice.v1.BackupVerifySpec
 	8,  // 11: sluice.v1.StageSpec.e2e:type_name -> sluice.v1.E2ESpec
 	9,  // 12: sluice.v1.StageSpec.load:type_name -> sluice.v1.LoadSpec
-	11, // 13: sluice.v1.StageSpec.rollout:type_name -> sluice.v1.RolloutSpec
-	24, // 14: sluice.v1.LoadSpec.duration:type_name -> google.protobuf.Duration
-	22, // 15: sluice.v1.LoadSpec.thresholds:type_name -> sluice.v1.LoadSpec.ThresholdsEntry
-	12, // 16: sluice.v1.RolloutSpec.router:type_name -> sluice.v1.RouterSpec
-	13, // 17: sluice.v1.RolloutSpec.deploy:type_name -> sluice.v1.DeploySpec
-	15, // 18: sluice.v1.RolloutSpec.steps:type_name -> sluice.v1.RolloutStep
-	16, // 19: sluice.v1.RolloutSpec.analysis:type_name -> sluice.v1.AnalysisSpec
-	14, // 20: sluice.v1.DeploySpec.health:type_name -> sluice.v1.HealthCheck
-	24, // 21: sluice.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	24, // 22: sluice.v1.RolloutStep.pause:type_name -> google.protobuf.Duration
-	24, // 23: sluice.v1.AnalysisSpec.interval:type_name -> google.protobuf.Duration
-	17, // 24: sluice.v1.AnalysisSpec.provider:type_name -> sluice.v1.ProviderSpec
-	18, // 25: sluice.v1.AnalysisSpec.metrics:type_name -> sluice.v1.MetricSpec
-	19, // 26: sluice.v1.AnalysisSpec.judge:type_name -> sluice.v1.JudgeSpec
-	23, // 27: sluice.v1.ProviderSpec.queries:type_name -> sluice.v1.ProviderSpec.QueriesEntry
-	10, // 28: sluice.v1.LoadSpec.ThresholdsEntry.value:type_name -> sluice.v1.ThresholdList
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	12, // 13: sluice.v1.StageSpec.rollout:type_name -> sluice.v1.RolloutSpec
+	25, // 14: sluice.v1.LoadSpec.duration:type_name -> google.protobuf.Duration
+	23, // 15: sluice.v1.LoadSpec.thresholds:type_name -> sluice.v1.LoadSpec.ThresholdsEntry
+	10, // 16: sluice.v1.LoadSpec.stages:type_name -> sluice.v1.LoadStage
+	25, // 17: sluice.v1.LoadStage.duration:type_name -> google.protobuf.Duration
+	13, // 18: sluice.v1.RolloutSpec.router:type_name -> sluice.v1.RouterSpec
+	14, // 19: sluice.v1.RolloutSpec.deploy:type_name -> sluice.v1.DeploySpec
+	16, // 20: sluice.v1.RolloutSpec.steps:type_name -> sluice.v1.RolloutStep
+	17, // 21: sluice.v1.RolloutSpec.analysis:type_name -> sluice.v1.AnalysisSpec
+	15, // 22: sluice.v1.DeploySpec.health:type_name -> sluice.v1.HealthCheck
+	25, // 23: sluice.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	25, // 24: sluice.v1.RolloutStep.pause:type_name -> google.protobuf.Duration
+	25, // 25: sluice.v1.AnalysisSpec.interval:type_name -> google.protobuf.Duration
+	18, // 26: sluice.v1.AnalysisSpec.provider:type_name -> sluice.v1.ProviderSpec
+	19, // 27: sluice.v1.AnalysisSpec.metrics:type_name -> sluice.v1.MetricSpec
+	20, // 28: sluice.v1.AnalysisSpec.judge:type_name -> sluice.v1.JudgeSpec
+	24, // 29: sluice.v1.ProviderSpec.queries:type_name -> sluice.v1.ProviderSpec.QueriesEntry
+	11, // 30: sluice.v1.LoadSpec.ThresholdsEntry.value:type_name -> sluice.v1.ThresholdList
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_spec_proto_init() }
@@ -1684,14 +1753,14 @@ func file_sluice_v1_spec_proto_init() {
 	if File_sluice_v1_spec_proto != nil {
 		return
 	}
-	file_sluice_v1_spec_proto_msgTypes[17].OneofWrappers = []any{}
+	file_sluice_v1_spec_proto_msgTypes[18].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_spec_proto_rawDesc), len(file_sluice_v1_spec_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,6 +1,7 @@
 package governance
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,16 +80,15 @@ type rxRule struct {
 	// index on; 0 is the whole match.
 	valueFrom int
 	keywords  []string
-	entropy   float64 // minimum Shannon entropy of the value, bits per byte; 0: none
-	secret    bool    // the value is a secret: placeholder filter, redaction everywhere
-	specific  bool    // a token format: a generic match overlapping it is dropped
-	generic   bool
+	entropy   float64  // minimum Shannon entropy of the value, bits per byte; 0: none
+	secret    bool     // the value is a secret: placeholder filter, redaction everywhere
+	generic   bool     // a generic detector: a match a token format's detector covers is dropped
 	kinds     uint16   // file kinds it reads (bit per fileKind); 0: every kind
 	paths     []string // globs it is limited to; empty: everywhere
 	allow     allowlist
-	window    int  // bytes past the end of the keyword's line the regex may read
-	wholeFile bool // the regex reads the whole file once a keyword is present (custom rules)
-	custom    bool
+	window    int      // bytes past the end of the keyword's line the regex may read
+	wholeFile bool     // the regex reads the whole file once a keyword is present (custom rules)
+	pre       precheck // on each keyword hit, before the regex; nil: none
 	check     func(*match) bool
 }
 
@@ -284,6 +284,7 @@ type scanner struct {
 	comments []span // comment spans from the structural scanners, in order
 	nest     nestState
 	sql      sqlState
+	jsToks   []jsTok
 
 	findings []Finding
 	files    int
@@ -382,7 +383,7 @@ func (s *scanner) scanContent(rel string, cls fileClass, b []byte) {
 				continue
 			}
 			start := int(h.end - e.kwLen[h.kw])
-			if start < s.lastEnd[ri] {
+			if start < s.lastEnd[ri] || r.pre != nil && !r.pre(b, start, int(h.end)) {
 				continue
 			}
 			ls, le := lineBounds(b, start)
@@ -482,7 +483,7 @@ func (s *scanner) consider(r *rxRule, text []byte, base int, sub []int, note str
 	if r.entropy > 0 && entropy(value[len(tokenPrefix(value)):]) < r.entropy {
 		return
 	}
-	m := match{line: text, sub: sub, secret: value, group: g, title: r.title, severity: r.severity}
+	m := match{line: text, sub: sub, secret: value, title: r.title, severity: r.severity}
 	if r.check != nil && !r.check(&m) {
 		return
 	}
@@ -507,7 +508,25 @@ func (s *scanner) consider(r *rxRule, text []byte, base int, sub []int, note str
 // scanK8sSecrets decodes the data values of Kubernetes Secrets and runs the secret
 // detectors on each as "key: value", reporting at the base64 text.
 func (s *scanner) scanK8sSecrets(rel string, b []byte) {
-	for _, v := range k8sSecretValues(b) {
+	values := k8sSecretValues(b)
+	// The base64 text itself looks random: the decoded value is what is judged.
+	s.raws = slices.DeleteFunc(s.raws, func(r rawFinding) bool {
+		for _, v := range values {
+			if r.generic && r.start < v.end && v.start < r.end {
+				return true
+			}
+		}
+		return false
+	})
+	s.spans = slices.DeleteFunc(s.spans, func(sp span) bool {
+		for _, v := range values {
+			if sp.start < v.end && v.start < sp.end {
+				return true
+			}
+		}
+		return false
+	})
+	for _, v := range values {
 		text := v.decoded
 		if !strings.ContainsAny(string(v.decoded), "\n") {
 			text = []byte(v.key + `: "` + string(v.decoded) + `"`)
@@ -535,23 +554,12 @@ func (s *scanner) addRaw(rule, detector string, sev Severity, msg string, b []by
 
 // lineBounds returns the start and end (before '\n') of the line holding offset i.
 func lineBounds(b []byte, i int) (int, int) {
-	ls := 0
-	if i > 0 {
-		for j := i - 1; j >= 0; j-- {
-			if b[j] == '\n' {
-				ls = j + 1
-				break
-			}
-		}
+	ls := bytes.LastIndexByte(b[:i], '\n') + 1
+	le := bytes.IndexByte(b[i:], '\n')
+	if le < 0 {
+		return ls, len(b)
 	}
-	le := len(b)
-	for j := i; j < len(b); j++ {
-		if b[j] == '\n' {
-			le = j
-			break
-		}
-	}
-	return ls, le
+	return ls, i + le
 }
 
 func trimSpaceBytes(b []byte) []byte {

@@ -2,6 +2,7 @@ package governance
 
 import (
 	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -34,39 +35,32 @@ func newKeywordSet(words []string) *keywordSet {
 	for _, w := range words {
 		for i := 0; i < len(w); i++ {
 			c := w[i]
-			if k.class[c] == 0 {
-				k.class[c] = uint8(classes)
-				if 'a' <= c && c <= 'z' {
-					k.class[c-'a'+'A'] = uint8(classes)
-				}
-				classes++
+			if k.class[c] != 0 {
+				continue
 			}
+			k.class[c] = uint8(classes)
+			if 'a' <= c && c <= 'z' {
+				k.class[c-'a'+'A'] = uint8(classes)
+			}
+			classes++
 		}
 	}
 	k.shift = uint(bits.Len(uint(classes - 1)))
 	width := 1 << k.shift
 
-	// The trie, with goto[state*width+class] = child or -1.
-	type node struct {
-		fail  int
-		depth int
-	}
+	// The trie, with trie[state*width+class] = child or -1.
+	type node struct{ fail int }
 	nodes := []node{{}}
-	trie := make([]int, width)
-	for i := range trie {
-		trie[i] = -1
-	}
+	trie := slices.Repeat([]int{-1}, width)
 	outs := [][]int32{nil}
 	for id, w := range words {
 		s := 0
 		for i := 0; i < len(w); i++ {
 			c := int(k.class[w[i]])
 			if trie[s*width+c] < 0 {
-				nodes = append(nodes, node{depth: nodes[s].depth + 1})
+				nodes = append(nodes, node{})
 				outs = append(outs, nil)
-				for range width {
-					trie = append(trie, -1)
-				}
+				trie = append(trie, slices.Repeat([]int{-1}, width)...)
 				trie[s*width+c] = len(nodes) - 1
 			}
 			s = trie[s*width+c]

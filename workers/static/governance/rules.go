@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -122,7 +124,7 @@ func ParseRules(file string, data []byte) (*RuleSet, error) {
 	var raw rulesYAML
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil && err.Error() != "EOF" {
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
 		return nil, yamlError(file, err)
 	}
 	lines := ruleLines(&doc)
@@ -178,7 +180,7 @@ func ParseRules(file string, data []byte) (*RuleSet, error) {
 			rule: id, detector: id, title: cmpOr(c.Message, c.Description, id),
 			description: c.Description, keywords: c.Keywords, entropy: c.Entropy,
 			secret: c.Secret, paths: c.Paths, valueFrom: c.SecretGroup, wholeFile: true,
-			severity: SeverityMedium, kinds: codeKinds, custom: true,
+			severity: SeverityMedium, kinds: codeKinds,
 		}
 		if c.Severity != "" {
 			if r.severity, err = ParseSeverity(c.Severity); err != nil {
@@ -230,27 +232,28 @@ func yamlError(file string, err error) error {
 	if errors.As(err, &te) {
 		var errs []error
 		for _, e := range te.Errors {
-			line := 0
-			if rest, ok := strings.CutPrefix(e, "line "); ok {
-				if n, msg, ok := strings.Cut(rest, ": "); ok {
-					fmt.Sscanf(n, "%d", &line)
-					e = msg
-				}
-			}
-			e, _, _ = strings.Cut(e, " in type ")
-			errs = append(errs, &RuleError{File: file, Line: line, Msg: e})
+			line, msg := cutLine(e)
+			msg, _, _ = strings.Cut(msg, " in type ")
+			errs = append(errs, &RuleError{File: file, Line: line, Msg: msg})
 		}
 		return errors.Join(errs...)
 	}
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	line := 0
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if n, m, ok := strings.Cut(rest, ": "); ok {
-			fmt.Sscanf(n, "%d", &line)
-			msg = m
-		}
-	}
+	line, msg := cutLine(strings.TrimPrefix(err.Error(), "yaml: "))
 	return &RuleError{File: file, Line: line, Msg: msg}
+}
+
+// cutLine splits yaml.v3's "line N: message".
+func cutLine(e string) (int, string) {
+	rest, ok := strings.CutPrefix(e, "line ")
+	if !ok {
+		return 0, e
+	}
+	n, msg, ok := strings.Cut(rest, ": ")
+	line, err := strconv.Atoi(n)
+	if !ok || err != nil {
+		return 0, e
+	}
+	return line, msg
 }
 
 // nodeLines finds the lines of the parts of a rules file, for errors.
@@ -399,13 +402,7 @@ func matchGlob(g, rel string) bool {
 func matchSegs(g, p []string) bool {
 	for len(g) > 0 {
 		if g[0] == "**" {
-			rest := g[1:]
-			for i := 0; i <= len(p); i++ {
-				if matchSegs(rest, p[i:]) {
-					return true
-				}
-			}
-			return false
+			return matchAnyDepth(g[1:], p)
 		}
 		if len(p) == 0 {
 			return false
@@ -416,4 +413,17 @@ func matchSegs(g, p []string) bool {
 		g, p = g[1:], p[1:]
 	}
 	return len(p) == 0
+}
+
+// matchAnyDepth matches the glob segments after a ** at any depth of p.
+func matchAnyDepth(rest, p []string) bool {
+	if len(rest) == 0 {
+		return len(p) > 0 // a trailing ** matches what is inside, not the folder
+	}
+	for i := 0; i <= len(p); i++ {
+		if matchSegs(rest, p[i:]) {
+			return true
+		}
+	}
+	return false
 }

@@ -16,7 +16,7 @@ import (
 
 const ruleSecrets = "GOV-001"
 
-// secretOnly: the kinds of files where a secret detector runs (all of them).
+// allKinds: every kind of text file (a custom rule with scope: all).
 const allKinds = 1<<kindText | 1<<kindProse | 1<<kindConfig | 1<<kindShell | 1<<kindCode |
 	1<<kindBrace | 1<<kindPython | 1<<kindSQL
 
@@ -32,7 +32,8 @@ func secretDetectors() []*rxRule {
 			detector: "stripe-secret-key", title: "Stripe live secret key", severity: SeverityCritical,
 			re:       regexp.MustCompile(`\b((?:sk|rk)_(?:live|prod)_[0-9A-Za-z]{20,247})\b`),
 			keywords: []string{"sk_live_", "rk_live_", "sk_prod_", "rk_prod_"},
-			entropy:  3.0, specific: true,
+			pre:      exactly("sk_live_", "rk_live_", "sk_prod_", "rk_prod_"),
+			entropy:  3.0,
 			check: func(m *match) bool {
 				if bytes.HasPrefix(m.secret, []byte("rk_")) {
 					m.title, m.severity = "Stripe live restricted key", SeverityHigh
@@ -43,40 +44,45 @@ func secretDetectors() []*rxRule {
 		{
 			detector: "aws-access-key-id", title: "AWS access key id", severity: SeverityHigh,
 			re:       regexp.MustCompile(`\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b`),
-			keywords: []string{"akia", "asia", "abia", "acca"},
-			entropy:  2.5, specific: true,
+			keywords: []string{"AKIA", "ASIA", "ABIA", "ACCA"},
+			pre:      exactly("AKIA", "ASIA", "ABIA", "ACCA"),
+			entropy:  2.5,
 		},
 		{
 			detector: "aws-secret-access-key", title: "AWS secret access key", severity: SeverityCritical,
 			re: regexp.MustCompile(`(?i)(?:aws[_.\-]?secret[_.\-]?(?:access[_.\-]?)?key|secret[_.\-]?access[_.\-]?key)` + assign +
 				`["']?([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`),
 			keywords: []string{"secret_access", "secretaccess", "secret-access", "aws_secret", "awssecret"},
-			entropy:  4.0, specific: true,
+			pre:      assigned(true),
+			entropy:  4.0,
 		},
 		{
 			detector: "github-token", title: "GitHub token", severity: SeverityCritical,
 			re:       regexp.MustCompile(`\b((?:ghp|gho|ghu|ghs|ghr)_[0-9A-Za-z]{36})\b`),
 			keywords: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"},
-			entropy:  3.0, specific: true,
+			pre:      exactly("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+			entropy:  3.0,
 		},
 		{
 			detector: "github-fine-grained-token", title: "GitHub fine-grained personal access token", severity: SeverityCritical,
 			re:       regexp.MustCompile(`\b(github_pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{59})\b`),
 			keywords: []string{"github_pat_"},
-			entropy:  3.0, specific: true,
+			pre:      exactly("github_pat_"),
+			entropy:  3.0,
 		},
 		{
 			detector: "slack-token", title: "Slack token", severity: SeverityHigh,
 			re: regexp.MustCompile(`\b(xox[abposre]-[0-9]{6,}-[0-9A-Za-z-]{8,250}|` +
 				`xapp-[0-9]-[A-Z0-9]{8,}-[0-9]{8,}-[A-Za-z0-9]{20,})\b`),
 			keywords: []string{"xoxb-", "xoxp-", "xoxa-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xapp-"},
-			entropy:  3.0, specific: true,
+			pre:      exactly("xoxb-", "xoxp-", "xoxa-", "xoxo-", "xoxs-", "xoxr-", "xoxe-", "xapp-"),
+			entropy:  3.0,
 		},
 		{
 			detector: "slack-webhook-url", title: "Slack incoming webhook URL", severity: SeverityHigh,
 			re:       regexp.MustCompile(`(https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_]{8,12}/[A-Za-z0-9_]{8,12}/[A-Za-z0-9_]{16,})`),
 			keywords: []string{"hooks.slack.com"},
-			entropy:  3.0, specific: true,
+			entropy:  3.0,
 		},
 		{
 			detector: "private-key", title: "private key block", severity: SeverityCritical,
@@ -88,13 +94,15 @@ func secretDetectors() []*rxRule {
 				`([A-Za-z0-9+/=\s\\]{64,}?)` +
 				`-----END[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----`),
 			keywords: []string{"private key"},
-			entropy:  4.0, specific: true, window: 64 << 10,
+			pre:      pemHeader,
+			entropy:  4.0, window: 64 << 10,
 		},
 		{
 			detector: "jwt", title: "JSON Web Token", severity: SeverityHigh,
 			re:       regexp.MustCompile(`\b(eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,})`),
-			keywords: []string{"eyj"},
-			entropy:  3.0, specific: true,
+			keywords: []string{"eyJ"},
+			pre:      jwtShape,
+			entropy:  3.0,
 			check:    checkJWT,
 		},
 		{
@@ -102,7 +110,8 @@ func secretDetectors() []*rxRule {
 			re: regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s:@/'"` + "`" + `]{1,128}:` +
 				`([^\s@/'"` + "`" + `]{1,256})@([A-Za-z0-9._\-]+|\[[0-9A-Fa-f:.]+\])`),
 			keywords: []string{"://"},
-			entropy:  3.0, specific: true,
+			pre:      urlCredentials,
+			entropy:  3.0,
 			check:    checkURLPassword,
 		},
 		{
@@ -110,8 +119,9 @@ func secretDetectors() []*rxRule {
 			re: regexp.MustCompile(`(?i)([A-Za-z0-9_.\-]{0,40}?` + genericKeys + `[A-Za-z0-9_.\-]{0,30})` + assign +
 				`(?:"([^"\\\r\n]{8,200})"|'([^'\\\r\n]{8,200})'|` + "`" + `([^` + "`" + `\\\r\n]{8,200})` + "`" + `)`),
 			keywords: genericKeywords,
+			pre:      assigned(false),
 			entropy:  3.0, generic: true,
-			check:    checkGeneric,
+			check: checkGeneric,
 		},
 		{
 			// Configs and env files write values bare: PASSWORD=..., password: ...
@@ -119,6 +129,7 @@ func secretDetectors() []*rxRule {
 			re: regexp.MustCompile(`(?im)(?:^|[\s{,])(?:export\s+)?([A-Za-z0-9_.\-]{0,40}?` + genericKeys + `[A-Za-z0-9_.\-]{0,30})` +
 				`\s*[=:]\s*([^\s"'` + "`" + `#;,]{8,200})(?:[\s#;,]|$)`),
 			keywords: genericKeywords,
+			pre:      assigned(true),
 			entropy:  3.0, generic: true, kinds: 1<<kindConfig | 1<<kindShell | 1<<kindText,
 			check: checkGeneric,
 		},
@@ -134,11 +145,11 @@ var genericKeywords = []string{
 
 // match is one candidate of a regex rule, for its checks to inspect and adjust.
 type match struct {
-	line   []byte // the text the regex ran on
-	sub    []int  // submatch indexes into line
-	secret []byte // the reported capture
-	group  int    // the capture's index
-	title  string
+	line     []byte // the text the regex ran on
+	sub      []int  // submatch indexes into line
+	secret   []byte // the reported capture
+	group    int    // the capture's index
+	title    string
 	severity Severity
 }
 
@@ -148,7 +159,10 @@ var placeholderWords = []string{
 	"your_", "your-", "yourkey", "yourtoken", "yoursecret", "yourpassword", "xxxx", "****",
 	"...", "<", ">", "${", "{{", "}}", "%s", "%(", "redacted", "fake", "insert", "replace",
 	"lorem", "abcdefgh", "12345678", "01234567", "notreal", "not_real", "not-a-",
-	"hunter2", "secret123", "password1", "todo",
+	"hunter2", "12345", "todo",
+	// Values that name themselves (my-secret-token, tok-1234-very-secret) are demo and test
+	// values: real ones are random.
+	"secret", "password", "passwd", "token",
 }
 
 // isPlaceholder reports whether a secret is a placeholder, a template variable or an
@@ -336,14 +350,22 @@ func checkGeneric(m *match) bool {
 			other = true
 		}
 	}
+	if envName.Match(v) {
+		return false // DB_PASSWORD: the name of a variable that holds it
+	}
 	classes := 0
 	for _, b := range []bool{lower, upper, digit, other} {
 		if b {
 			classes++
 		}
 	}
-	return classes >= 2 && (digit || other)
+	// Words joined by dashes (from-setup) are not secrets; generated secrets have digits,
+	// or are long and mix cases.
+	return classes >= 2 && (digit || len(v) >= 16 && lower && upper && entropy(v) >= 3.5)
 }
+
+// envName is an environment variable's name.
+var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$`)
 
 // keyWords splits an identifier into lower-case words at _ . - and case changes:
 // "dbPasswordHash" -> db password hash.
@@ -370,8 +392,26 @@ func keyWords(key []byte) []string {
 	return words
 }
 
-// k8sSecretKind finds a Kubernetes Secret manifest.
-var k8sSecretKind = regexp.MustCompile(`(?m)^kind:\s*["']?Secret["']?\s*$`)
+// isK8sSecret reports whether a YAML document has a top-level "kind: Secret".
+func isK8sSecret(doc []byte) bool {
+	for off := 0; off < len(doc); {
+		i := bytes.Index(doc[off:], []byte("kind:"))
+		if i < 0 {
+			return false
+		}
+		i += off
+		off = i + 5
+		if i > 0 && doc[i-1] != '\n' {
+			continue
+		}
+		_, le := lineBounds(doc, i)
+		v := bytes.Trim(bytes.TrimSpace(doc[i+5:le]), `"'`)
+		if string(v) == "Secret" {
+			return true
+		}
+	}
+	return false
+}
 
 // k8sDataEntry is one "  key: base64" line of a Secret's data block.
 var k8sDataEntry = regexp.MustCompile(`^([ \t]+)([A-Za-z0-9_.\-]+):[ \t]*["']?([A-Za-z0-9+/=]{8,})["']?[ \t]*\r?$`)
@@ -393,7 +433,7 @@ func k8sSecretValues(b []byte) []k8sValue {
 			docEnd = docStart + i + 1
 		}
 		doc := b[docStart:docEnd]
-		if k8sSecretKind.Match(doc) {
+		if isK8sSecret(doc) {
 			out = append(out, dataValues(doc, docStart)...)
 		}
 		docStart = docEnd

@@ -1,0 +1,2 @@
+// gitignored: never scanned
+const key = "@@STRIPE_LIVE@@";
