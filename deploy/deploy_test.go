@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-ci/sluice/deploy"
-	"github.com/sluice-ci/sluice/deploy/internal/realtest"
+	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )

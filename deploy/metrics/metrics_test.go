@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ci/sluice/deploy/internal/realtest"
+	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/metrics"
 	"github.com/sluice-ci/sluice/deploy/proxy"
 )

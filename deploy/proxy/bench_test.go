@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ci/sluice/deploy/internal/realtest"
+	"github.com/sluice-ci/sluice/internal/realtest"
 )
 
 func fetch(b *testing.B, c *http.Client, u string) {

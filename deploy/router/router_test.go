@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-ci/sluice/deploy/internal/realtest"
+	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	"github.com/sluice-ci/sluice/deploy/router"
 )

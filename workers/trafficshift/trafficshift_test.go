@@ -56,6 +56,33 @@ func backend(t testing.TB, f *fault) *httptest.Server {
 	return s
 }
 
+// startSluice starts a real coordinator and a real traffic-shift worker running h on a real
+// in-process server, all stopped when the test ends.
+func startSluice(t testing.TB, h trafficshift.Handler) *coordinator.Client {
+	t.Helper()
+	env := bustest.Start(t, bus.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	c, err := coordinator.New(env.NC, coordinator.Config{Names: env.Config.Names, Bus: env.Config, Logger: bustest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = c.Run(ctx) })
+	reg := workers.NewRegistry()
+	reg.Register(sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT, h)
+	w, err := workers.New(env.NC, workers.Config{
+		Bus: env.Config, Kinds: []sluicev1.StageKind{sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT},
+		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = w.Run(ctx) })
+	<-c.Ready()
+	return coordinator.NewClient(env.NC, env.Config.Names)
+}
+
 type rig struct {
 	proxy *proxy.Proxy
 	// stable and canary are the backends' faults.
@@ -83,27 +110,10 @@ func start(t testing.TB, canaryErrorEvery int64) *rig {
 	t.Cleanup(admin.Close)
 	r.proxy, r.admin = p, admin.URL
 
-	env := bustest.Start(t, bus.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	c, err := coordinator.New(env.NC, coordinator.Config{Names: env.Config.Names, Bus: env.Config, Logger: bustest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { _ = c.Run(ctx) })
-	reg := workers.NewRegistry()
-	reg.Register(sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT, trafficshift.Handler{})
-	w, err := workers.New(env.NC, workers.Config{
-		Bus: env.Config, Kinds: []sluicev1.StageKind{sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT},
-		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: t.TempDir(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { _ = w.Run(ctx) })
-	<-c.Ready()
-	r.client = coordinator.NewClient(env.NC, env.Config.Names)
+	r.client = startSluice(t, trafficshift.Handler{})
 
 	// Steady traffic through the proxy from 4 clients, about 500 requests a second in all
 	// whatever the backends' latency, for the whole test.
