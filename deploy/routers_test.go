@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-ci/sluice/deploy"
-	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/proxy"
+	"github.com/sluice-ci/sluice/internal/realtest"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/metrics"
 	"github.com/sluice-ci/sluice/deploy/proxy"
+	"github.com/sluice-ci/sluice/internal/realtest"
 )
 
 // router starts a real proxy between a healthy blue and a green with the given fault, at

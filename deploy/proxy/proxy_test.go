@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/proxy"
+	"github.com/sluice-ci/sluice/internal/realtest"
 )
 
 type fixture struct {

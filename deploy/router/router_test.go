@@ -16,9 +16,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-ci/sluice/internal/realtest"
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	"github.com/sluice-ci/sluice/deploy/router"
+	"github.com/sluice-ci/sluice/internal/realtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
