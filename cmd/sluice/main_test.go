@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/bus"
 )
@@ -24,7 +25,8 @@ import (
 func TestMain(m *testing.M) {
 	// Golden output holds wall-clock times; pin the zone they print in.
 	time.Local = time.UTC
-	os.Exit(m.Run())
+	// pgtest stops the PostgreSQL cluster the backupverify tests share once all have run.
+	os.Exit(pgtest.Main(m))
 }
 
 // cli runs the CLI in-process as the binary would and returns its exit code and output.

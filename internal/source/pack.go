@@ -171,7 +171,7 @@ func (p *packer) copyFile(abs, rel string, size int64) error {
 
 // readIgnore appends the patterns of dir/.gitignore, scoped to dir (domain).
 func (p *packer) readIgnore(dir string, domain []string) error {
-	ps, err := readPatterns(filepath.Join(dir, ".gitignore"), domain)
+	ps, err := ReadIgnorePatterns(filepath.Join(dir, ".gitignore"), domain)
 	if err != nil {
 		return err
 	}
@@ -182,11 +182,13 @@ func (p *packer) readIgnore(dir string, domain []string) error {
 // readExclude reads the repository's .git/info/exclude, the lowest-priority patterns; a
 // missing or unreadable one is no patterns, as for git.
 func readExclude(root string) []gitignore.Pattern {
-	ps, _ := readPatterns(filepath.Join(root, ".git", "info", "exclude"), nil)
+	ps, _ := ReadIgnorePatterns(filepath.Join(root, ".git", "info", "exclude"), nil)
 	return ps
 }
 
-func readPatterns(file string, domain []string) ([]gitignore.Pattern, error) {
+// ReadIgnorePatterns reads the patterns of one ignore file (.gitignore syntax), scoped to
+// domain (the path of its directory in the tree); a missing file is no patterns.
+func ReadIgnorePatterns(file string, domain []string) ([]gitignore.Pattern, error) {
 	f, err := os.Open(file)
 	if os.IsNotExist(err) {
 		return nil, nil

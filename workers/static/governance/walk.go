@@ -1,15 +1,14 @@
 package governance
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+
+	"github.com/sluice-ci/sluice/internal/source"
 )
 
 // fileJob is a file the walk hands to the scanners.
@@ -30,7 +29,7 @@ type walker struct {
 
 func newWalker(root string, skipDirs map[string]bool) *walker {
 	w := &walker{root: root, skipDirs: skipDirs, skipped: make(map[SkipReason]int)}
-	w.patterns, _ = readIgnoreFile(filepath.Join(root, ".git", "info", "exclude"), nil)
+	w.patterns, _ = source.ReadIgnorePatterns(filepath.Join(root, ".git", "info", "exclude"), nil)
 	return w
 }
 
@@ -80,34 +79,10 @@ func (w *walker) walk(ctx context.Context, emit func(fileJob) error) error {
 
 // readIgnore appends the patterns of dir/.gitignore, scoped to dir.
 func (w *walker) readIgnore(dir string, domain []string) error {
-	ps, err := readIgnoreFile(filepath.Join(dir, ".gitignore"), domain)
+	ps, err := source.ReadIgnorePatterns(filepath.Join(dir, ".gitignore"), domain)
 	if err != nil {
 		return err
 	}
 	w.patterns = append(w.patterns, ps...)
 	return nil
-}
-
-func readIgnoreFile(file string, domain []string) ([]gitignore.Pattern, error) {
-	f, err := os.Open(file)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var ps []gitignore.Pattern
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-			continue
-		}
-		ps = append(ps, gitignore.ParsePattern(line, domain))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return ps, nil
 }
