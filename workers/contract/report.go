@@ -3,8 +3,8 @@ package contract
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
+	"github.com/sluice-ci/sluice/internal/junit"
 	"io"
 	"net/http"
 	"strings"
@@ -89,91 +89,31 @@ func bodyPreview(body []byte) []string {
 	return lines
 }
 
-// JUnit XML, the subset CI systems read.
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	File     string      `xml:"file,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	File      string        `xml:"file,attr"`
-	Line      int           `xml:"line,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-	Skipped   *junitSkipped `xml:"skipped,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr"`
-	Text    string `xml:",cdata"`
-}
-
-type junitSkipped struct {
-	Message string `xml:"message,attr"`
-}
-
 // WriteJUnit writes the report as JUnit XML: a test suite per contract, a test case per
 // step; a failure's text is the same diff the text report shows.
 func (r *Report) WriteJUnit(w io.Writer) error {
-	out := junitSuites{Name: "contracts against " + r.Target, Time: seconds(r.Elapsed.Seconds())}
+	out := &junit.Suites{Name: "contracts against " + r.Target}
 	for _, c := range r.Contracts {
-		suite := junitSuite{Name: c.Contract.Name, File: c.Contract.File, Time: seconds(c.Elapsed.Seconds())}
+		suite := junit.Suite{Name: c.Contract.Name, File: c.Contract.File}
 		for i, s := range c.Steps {
-			tc := junitCase{
-				Name: fmt.Sprintf("%d %s", i+1, s.Step.Name), Classname: c.Contract.Name,
-				File: c.Contract.File, Line: s.Step.Line, Time: seconds(s.Elapsed.Seconds()),
+			tc := junit.Case{
+				Name: fmt.Sprintf("%d %s", i+1, s.Step.Name), ClassName: c.Contract.Name,
+				File: c.Contract.File, Line: s.Step.Line, Time: junit.Seconds(s.Elapsed),
 			}
 			switch s.Status {
 			case StepSkipped:
-				tc.Skipped = &junitSkipped{Message: "an earlier step failed"}
-				suite.Skipped++
+				tc.Skipped = &junit.Problem{Message: "an earlier step failed"}
 			case StepFailed:
 				var text strings.Builder
 				writeStep(&text, c.Contract, i+1, s)
-				tc.Failure = &junitFailure{Message: failureMessage(s), Type: s.Kind, Text: text.String()}
-				suite.Failures++
+				tc.Failure = &junit.Problem{Message: failureMessage(s), Type: s.Kind, Text: text.String()}
 			}
 			suite.Cases = append(suite.Cases, tc)
 		}
-		suite.Tests = len(suite.Cases)
-		out.Tests += suite.Tests
-		out.Failures += suite.Failures
-		out.Skipped += suite.Skipped
 		out.Suites = append(out.Suites, suite)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return fmt.Errorf("write JUnit: %w", err)
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("write JUnit: %w", err)
-	}
-	if _, err := io.WriteString(w, "\n"); err != nil {
-		return fmt.Errorf("write JUnit: %w", err)
-	}
-	return nil
+	return junit.Write(w, out)
 }
-
-func seconds(s float64) string { return fmt.Sprintf("%.3f", s) }
 
 // failureMessage is a step's failure in one line: its first mismatch or its cause.
 func failureMessage(s *StepResult) string {

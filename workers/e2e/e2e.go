@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sluice-ci/sluice/internal/junit"
 	"io/fs"
 	"os"
 	"path"
@@ -302,7 +303,7 @@ func runSuite(ctx context.Context, t *workers.Task) *sluicev1.Result {
 			fmt.Fprintf(t.Log, "read %s: %v\n", rel, err)
 			continue
 		}
-		rep, err := engine.ReadJUnit(bytes.NewReader(data))
+		rep, err := junit.Read(bytes.NewReader(data))
 		if err != nil {
 			fmt.Fprintf(t.Log, "%s: %v\n", rel, err)
 			continue
@@ -312,7 +313,7 @@ func runSuite(ctx context.Context, t *workers.Task) *sluicev1.Result {
 		}
 		tests += rep.Tests
 		for _, c := range rep.Cases {
-			if c.Status != engine.StatusFailed && c.Status != engine.StatusError {
+			if c.Status != junit.Failed && c.Status != junit.Errored {
 				continue
 			}
 			failures++
