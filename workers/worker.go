@@ -346,7 +346,12 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	stopHeartbeat := w.heartbeat(msg, log)
 	defer stopHeartbeat()
 
-	res := w.execute(tctx, kind, task, delivery, log)
+	res, dir := w.execute(tctx, kind, task, delivery, log)
+	if dir != "" {
+		// Removed after the result is recorded and the task acked: off the stage's critical
+		// path, which the coordinator is waiting on.
+		defer removeTree(dir, log)
+	}
 	if errors.Is(context.Cause(tctx), errHandBack) {
 		stopHeartbeat()
 		log.Info("handing the task back to the queue")
@@ -390,17 +395,16 @@ func decodeTask(data []byte, t *sluicev1.Task) error {
 
 // execute prepares the task's directories, environment, logs and source, runs the handler
 // and returns its result, with cancellations and setup errors mapped to outcomes.
-func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger) (res *sluicev1.Result) {
+func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger) (res *sluicev1.Result, dir string) {
 	sink := newLogSink(w.js, w.c.Names, task)
 	dir, err := os.MkdirTemp(w.c.WorkDir, taskDirPrefix(task))
 	if err != nil {
-		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err))
+		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err)), ""
 	}
-	defer removeTree(dir, log)
 	src, home, tmp := filepath.Join(dir, "src"), filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
 	for _, d := range []string{home, tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err))
+			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err)), dir
 		}
 	}
 	env, secrets, envErr := exec.TaskEnv(task, exec.EnvConfig{Path: os.Getenv("PATH"), Home: home, TmpDir: tmp, CacheHome: filepath.Join(w.c.CacheDir, "tools")})
@@ -420,18 +424,18 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 
 	fmt.Fprintf(sluice, "worker %s took the task (delivery %d)\n", w.c.ID, delivery)
 	if envErr != nil {
-		return errorResult("%v", envErr)
+		return errorResult("%v", envErr), dir
 	}
 	if task.GetKind() != kind {
-		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug())
+		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug()), dir
 	}
 	if digest := task.GetSourceDigest(); digest != "" {
 		if err := w.sources.Checkout(ctx, digest, src); err != nil {
-			return errorResult("check out source %s: %v", digest, err)
+			return errorResult("check out source %s: %v", digest, err), dir
 		}
 		fmt.Fprintf(sluice, "checked out source %s\n", digest)
 	} else if err := os.Mkdir(src, 0o700); err != nil {
-		return errorResult("create the task's source directory: %v", err)
+		return errorResult("create the task's source directory: %v", err), dir
 	}
 
 	hctx := ctx
@@ -445,7 +449,7 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 		Exec:   &exec.Runner{Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice},
 		Logger: log, Delivery: delivery, artifacts: w.artifacts,
 	}
-	return callHandler(hctx, w.handlers[kind], t)
+	return callHandler(hctx, w.handlers[kind], t), dir
 }
 
 // interrupted maps a task stopped by a cancel signal to CANCELLED, whatever the handler made
