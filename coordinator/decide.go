@@ -141,7 +141,7 @@ type decider struct {
 
 func (d *decider) apply(in Input) bool {
 	if d.st.GetStatus().Terminal() {
-		switch in.(type) {
+		switch in := in.(type) {
 		case CancelIn:
 			if d.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_CANCELLED {
 				d.err = fmt.Errorf("%w: run %s already %s; nothing to cancel", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
@@ -149,7 +149,7 @@ func (d *decider) apply(in Input) bool {
 		case RollbackIn:
 			d.err = fmt.Errorf("%w: run %s already %s; no rollout in progress", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 		case LockGranted:
-			d.lockGranted(in.(LockGranted).Stage)
+			d.lockGranted(in.Stage)
 		}
 		return false
 	}

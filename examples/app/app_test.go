@@ -148,6 +148,9 @@ func TestPages(t *testing.T) {
 		t.Fatalf("create: %d to %q: %s", resp.StatusCode, loc, body)
 	}
 	resp, body = do(t, c, http.MethodGet, srv.URL+loc, "", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("payment page: %d", resp.StatusCode)
+	}
 	for _, want := range []string{"12.50 USD", "succeeded", "&lt;b&gt;tea&lt;/b&gt;", strings.TrimPrefix(loc, "/payments/")} {
 		if !strings.Contains(body, want) {
 			t.Errorf("payment page lacks %q:\n%s", want, body)

@@ -243,7 +243,7 @@ func cleanName(name string) (string, error) {
 		return "", fmt.Errorf("%w: %q is an absolute path", ErrUnsafeEntry, name)
 	}
 	if slices.Contains(strings.Split(name, "/"), "..") {
-		return "", fmt.Errorf("%w: %q contains ..", ErrUnsafeEntry, name)
+		return "", fmt.Errorf("%w: %q has a .. element", ErrUnsafeEntry, name)
 	}
 	clean := path.Clean(name)
 	if clean == "." {

@@ -148,7 +148,6 @@ type match struct {
 	line     []byte // the text the regex ran on
 	sub      []int  // submatch indexes into line
 	secret   []byte // the reported capture
-	group    int    // the capture's index
 	title    string
 	severity Severity
 }
