@@ -25,9 +25,10 @@ deps: ## install the Debian packages the test tiers need (as root; otherwise it 
 	scripts/install-deps test
 
 .PHONY: lint
-lint: proto-check proto-breaking bin/buf ## fail on stale generated code, breaking wire changes, buf lint, go vet, gofmt
+lint: proto-check proto-breaking bin/buf bin/staticcheck ## fail on stale generated code, breaking wire changes, buf lint, go vet, staticcheck, gofmt
 	bin/buf lint
 	$(GO) vet ./...
+	bin/staticcheck ./...
 	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$out"; exit 1; fi
 
@@ -72,6 +73,9 @@ bin/buf: $(TOOLS_DEPS) ## build buf from tools/go.mod
 
 bin/protoc-gen-go: $(TOOLS_DEPS) ## build protoc-gen-go from tools/go.mod
 	cd tools && $(GO) build -o ../$@ google.golang.org/protobuf/cmd/protoc-gen-go
+
+bin/staticcheck: $(TOOLS_DEPS) ## build staticcheck from tools/go.mod
+	cd tools && $(GO) build -o ../$@ honnef.co/go/tools/cmd/staticcheck
 
 bin/k6: $(TOOLS_DEPS) ## build k6 from tools/go.mod
 	cd tools && $(GO) build -o ../$@ go.k6.io/k6
