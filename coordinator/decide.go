@@ -493,6 +493,9 @@ func (d *decider) finalShard(i int, s *sluicev1.StageState, sh *sluicev1.ShardSt
 	s.FinishedAt = timestamppb.New(d.now)
 	s.Deadline = nil
 	s.Message = sh.GetMessage()
+	if n := len(s.GetShards()); n > 1 {
+		s.Message = fmt.Sprintf("all %d shards passed (last: %s)", n, sh.GetMessage())
+	}
 	d.emit("stage.passed", s.GetName(), s.GetAttempt(), durationMsg(s))
 	d.advance()
 }

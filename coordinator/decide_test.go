@@ -379,6 +379,9 @@ func TestDecideShards(t *testing.T) {
 	if h.status("a") != sluicev1.StageStatus_STAGE_STATUS_PASSED {
 		t.Fatalf("all shards passed, stage %v", h.status("a"))
 	}
+	if msg := h.st.GetStages()[0].GetMessage(); !strings.HasPrefix(msg, "all 3 shards passed") {
+		t.Fatalf("message %q speaks for one shard", msg)
+	}
 
 	b := stage("b")
 	b.Shards = 2

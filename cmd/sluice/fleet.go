@@ -85,6 +85,10 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 	if err := bus.Provision(ctx, js, cfg); err != nil {
 		return nil, fmt.Errorf("provision streams and buckets: %w", err)
 	}
+	timings, err := js.KeyValue(ctx, names.TimingsBucket())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", names.TimingsBucket(), err)
+	}
 
 	coord, err := coordinator.New(f.nc, coordinator.Config{Names: names, Bus: cfg, APIToken: o.apiToken, Logger: a.log})
 	if err != nil {
@@ -115,7 +119,7 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 			CacheDir:    filepath.Join(o.dataDir, "cache"),
 			WorkDir:     filepath.Join(o.dataDir, "work"),
 			Logger:      a.log,
-			Registry:    kindRegistry(),
+			Registry:    kindRegistry(timings),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)

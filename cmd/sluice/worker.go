@@ -57,6 +57,10 @@ the rest back to the fleet.`,
 				return err
 			}
 			defer c.Close()
+			timings, err := c.js.KeyValue(ctx, c.names.TimingsBucket())
+			if err != nil {
+				return fmt.Errorf("open %s (is the bus provisioned? start a coordinator or `sluice dev` first): %w", c.names.TimingsBucket(), err)
+			}
 			w, err := workers.New(c.nc, workers.Config{
 				Names:       c.names,
 				Bus:         bus.Config{Names: c.names, AckWait: ackWait}.WithDefaults(),
@@ -69,7 +73,7 @@ the rest back to the fleet.`,
 				Grace:       grace,
 				ID:          id,
 				Logger:      a.log,
-				Registry:    kindRegistry(),
+				Registry:    kindRegistry(timings),
 			})
 			if err != nil {
 				return fmt.Errorf("worker: %w", err)

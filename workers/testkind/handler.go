@@ -1,0 +1,489 @@
+// Package testkind is the worker of the test stage kind: a stage's `run:` test commands,
+// sharded by recorded timings. With SLUICE_TEST_UNITS in the stage's env (a command that
+// prints one unit per line, e.g. `go list ./...`), the units are split across the stage's
+// shards longest-processing-time first over their durations in KV sluice_timings, and each
+// shard's steps get theirs in SLUICE_SHARD_UNITS. `go test -json` output on stdout and
+// JUnit files named by SLUICE_JUNIT are read into a JUnit artifact, one finding per failed
+// test, and new timings for the next run's split. The steps' exit codes decide the outcome.
+package testkind
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ci/sluice/internal/junit"
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/workers"
+	"github.com/sluice-ci/sluice/workers/exec"
+)
+
+// Kind is the stage kind this package runs.
+const Kind = sluicev1.StageKind_STAGE_KIND_TEST
+
+// Environment variables of the protocol between a stage and this handler.
+const (
+	// UnitsEnv (stage env) is the command listing the stage's units, one per output line.
+	UnitsEnv = "SLUICE_TEST_UNITS"
+	// ShardUnitsEnv (set for the steps) is this shard's units, space-separated.
+	ShardUnitsEnv = "SLUICE_SHARD_UNITS"
+	// JUnitEnv (stage env) is a space-separated list of globs, relative to the source tree,
+	// of JUnit files the steps write.
+	JUnitEnv = "SLUICE_JUNIT"
+)
+
+// RuleTestFailed is the rule id of a failed test's finding.
+const RuleTestFailed = "test-failed"
+
+// MaxResultFindings bounds the findings a result carries so that it fits a NATS message;
+// the JUnit artifact has every failure.
+const MaxResultFindings = 200
+
+// reportTimeout bounds storing the timings and the JUnit artifact after the steps.
+const reportTimeout = 30 * time.Second
+
+// maxUnitsOutput bounds what the units command may print.
+const maxUnitsOutput = 4 << 20
+
+// ErrBadSplit: the split stored for an attempt does not fit the task (another shard count).
+var ErrBadSplit = errors.New("stored shard split does not match the task")
+
+// Handler runs test stages.
+type Handler struct {
+	// Timings is the KV bucket bus.Names.TimingsBucket(): recorded unit durations, and the
+	// split every shard of an attempt agrees on. Nil: units are split evenly by name (every
+	// shard computes the same split from the same unit list) and nothing is recorded.
+	Timings jetstream.KeyValue
+}
+
+// JUnitArtifact is the name of shard i's JUnit report.
+func JUnitArtifact(shard int32) string { return fmt.Sprintf("junit-shard-%d.xml", shard) }
+
+// Handle lists and splits the units when the stage asks for it, runs the steps with this
+// shard's units, and reports the tests they ran.
+func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
+	task := t.Task
+	env := slices.Clone(t.Env)
+	var units []string
+	if cmd := lookupEnv(env, UnitsEnv); cmd != "" {
+		all, res := listUnits(ctx, t, cmd)
+		if res != nil {
+			return res
+		}
+		shards, err := h.agree(ctx, task, all)
+		if err != nil {
+			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR, Message: "split test units: " + err.Error()}
+		}
+		i := int(task.GetShardIndex())
+		if i < 0 || i >= len(shards) {
+			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR,
+				Message: fmt.Sprintf("shard index %d out of range for %d shards", i, len(shards))}
+		}
+		units = shards[i]
+		fmt.Fprintf(t.Log, "shard %d of %d: %d of %d units: %s\n", task.GetShardIndex()+1, shardCount(task), len(units), len(all), strings.Join(units, " "))
+		if len(units) == 0 {
+			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED,
+				Message: fmt.Sprintf("no test units for shard %d (%d units over %d shards)", task.GetShardIndex(), len(all), shardCount(task))}
+		}
+		env = append(env, ShardUnitsEnv+"="+strings.Join(units, " "))
+	}
+
+	// The parser reads the same redacted text the logs get: test output goes into the
+	// result and the JUnit artifact.
+	parser := NewParser()
+	redacted := exec.NewRedactor(parser, secretValues(task, env))
+	runner := *t.Exec
+	runner.Env = env
+	runner.Stdout = io.MultiWriter(t.Stdout, redacted)
+	shard := *t
+	shard.Env, shard.Exec = env, &runner
+	res := shard.RunSteps(ctx, task.GetSpec().GetRun())
+	if err := redacted.Close(); err != nil {
+		fmt.Fprintf(t.Log, "read the test output: %v\n", err)
+	}
+
+	pkgs := parser.Packages()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		cutOff(pkgs)
+	}
+	fileSuites, fileCases, err := readJUnitFiles(t.Dir, lookupEnv(env, JUnitEnv))
+	if err != nil {
+		fmt.Fprintf(t.Log, "JUnit reports: %v\n", err)
+		reportError(res, fmt.Errorf("JUnit reports: %w", err))
+	}
+	// The results are stored even when the task's deadline has passed: a timed-out shard's
+	// report says which test it was stuck in.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+	defer cancel()
+	h.record(rctx, t, pkgs, fileCases)
+	if len(units) > 0 {
+		res.Metrics = append(res.Metrics, &sluicev1.Metric{Name: "test_shard_units", Value: float64(len(units)),
+			Labels: map[string]string{"shard": strconv.Itoa(int(task.GetShardIndex()))}})
+	}
+	suites := append(JUnitSuites(pkgs), fileSuites...)
+	if len(suites) == 0 {
+		return res
+	}
+	report(rctx, t, res, len(pkgs), suites)
+	return res
+}
+
+// report adds the tests' JUnit artifact, findings, metrics and summary to res.
+func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages int, suites []junit.Suite) {
+	shard := t.Task.GetShardIndex()
+	doc := &junit.Suites{Name: fmt.Sprintf("%s shard %d", t.Task.GetStage(), shard), Suites: suites}
+	var buf bytes.Buffer
+	if err := junit.Write(&buf, doc); err != nil {
+		reportError(res, err)
+		return
+	}
+	ref, err := t.UploadArtifact(ctx, JUnitArtifact(shard), "application/xml", &buf)
+	if err != nil {
+		reportError(res, err)
+	} else {
+		res.Artifacts = append(res.Artifacts, ref)
+	}
+
+	var failed []string
+	for _, s := range suites {
+		for _, c := range leafFailures(s) {
+			failed = append(failed, s.Name+"."+c.Name)
+			if len(res.Findings) >= MaxResultFindings {
+				continue
+			}
+			text := c.Failure
+			if text == nil {
+				text = c.Error
+			}
+			res.Findings = append(res.Findings, &sluicev1.Finding{
+				Rule: RuleTestFailed, File: s.Name, Message: c.Name + " failed",
+				Severity: sluicev1.Severity_SEVERITY_HIGH, Excerpt: tail(text.Text, 20, 2048),
+				Fingerprint: s.Name + "." + c.Name,
+				Properties:  map[string]string{"test": c.Name, "shard": strconv.Itoa(int(shard))},
+			})
+		}
+	}
+	labels := func() map[string]string { return map[string]string{"shard": strconv.Itoa(int(shard))} }
+	res.Metrics = append(res.Metrics,
+		&sluicev1.Metric{Name: "tests", Value: float64(doc.Tests), Labels: labels()},
+		&sluicev1.Metric{Name: "tests_failed", Value: float64(doc.Failures + doc.Errors), Labels: labels()},
+		&sluicev1.Metric{Name: "tests_skipped", Value: float64(doc.Skipped), Labels: labels()},
+		&sluicev1.Metric{Name: "test_seconds", Value: doc.Time, Unit: "s", Labels: labels()},
+	)
+
+	var sum strings.Builder
+	if packages > 0 {
+		fmt.Fprintf(&sum, "%d %s, ", packages, plural(packages, "package"))
+	}
+	if n := len(suites) - packages; n > 0 {
+		fmt.Fprintf(&sum, "%d JUnit %s, ", n, plural(n, "suite"))
+	}
+	fmt.Fprintf(&sum, "%d %s, %d failed", doc.Tests, plural(doc.Tests, "test"), len(failed))
+	if len(failed) > 0 {
+		const shown = 10
+		sum.WriteString(": " + strings.Join(failed[:min(len(failed), shown)], ", "))
+		if len(failed) > shown {
+			fmt.Fprintf(&sum, " and %d more", len(failed)-shown)
+		}
+	}
+	res.Message = res.GetMessage() + "; " + sum.String()
+	fmt.Fprintf(t.Log, "tests: %s\n", sum.String())
+}
+
+// reportError notes a report that could not be stored; it turns a pass into an ERROR (the
+// tests' report is part of the gate) and leaves any other outcome as the steps had it.
+func reportError(res *sluicev1.Result, err error) {
+	res.Message = res.GetMessage() + "; " + err.Error()
+	if res.GetOutcome() == sluicev1.Outcome_OUTCOME_PASSED {
+		res.Outcome = sluicev1.Outcome_OUTCOME_ERROR
+	}
+}
+
+// listUnits runs the units command in the source tree: one unit per non-empty line. A
+// failure is the task's result.
+func listUnits(ctx context.Context, t *workers.Task, cmd string) ([]string, *sluicev1.Result) {
+	fmt.Fprintf(t.Log, "listing test units: %s\n", cmd)
+	out := &limitedBuffer{limit: maxUnitsOutput}
+	runner := *t.Exec
+	runner.Stdout, runner.Log = out, nil
+	if _, err := runner.Run(ctx, 0, cmd); err != nil {
+		res := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR, Message: fmt.Sprintf("%s `%s`: %v", UnitsEnv, cmd, err)}
+		switch {
+		case errors.Is(err, exec.ErrTimeout):
+			res.Outcome = sluicev1.Outcome_OUTCOME_TIMED_OUT
+		case errors.Is(err, exec.ErrCanceled):
+			res.Outcome = sluicev1.Outcome_OUTCOME_CANCELLED
+		}
+		return nil, res
+	}
+	if out.over {
+		return nil, &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR,
+			Message: fmt.Sprintf("%s `%s` printed more than %d bytes", UnitsEnv, cmd, maxUnitsOutput)}
+	}
+	var units []string
+	for l := range strings.Lines(out.String()) {
+		if u := strings.TrimSpace(l); u != "" {
+			units = append(units, u)
+		}
+	}
+	return units, nil
+}
+
+// storedSplit is the value of a SplitKey.
+type storedSplit struct {
+	Shards [][]string `json:"shards"`
+}
+
+// agree returns the split of units every shard of the task's attempt uses: the one the
+// first shard to get here stored under SplitKey (kv.Create lets exactly one store it), so
+// no unit runs twice or never even when timings change between the shards' starts, and a
+// redelivered shard runs what it ran the first time.
+func (h Handler) agree(ctx context.Context, task *sluicev1.Task, all []string) ([][]string, error) {
+	n := shardCount(task)
+	if h.Timings == nil {
+		return Split(unitsOf(all, nil), n), nil
+	}
+	key := SplitKey(task.GetRunId(), task.GetStage(), task.GetAttempt())
+	if e, err := h.Timings.Get(ctx, key); err == nil {
+		return decodeSplit(e.Value(), n)
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	known := make(map[string]time.Duration, len(all))
+	for _, u := range all {
+		e, err := h.Timings.Get(ctx, TimingKey(task.GetPipeline(), task.GetStage(), u))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the timing of %s: %w", u, err)
+		}
+		ms, err := strconv.ParseInt(strings.TrimSpace(string(e.Value())), 10, 64)
+		if err != nil || ms < 0 {
+			// A value this handler did not write: the unit is estimated like a new one.
+			continue
+		}
+		known[u] = time.Duration(ms) * time.Millisecond
+	}
+	shards := Split(unitsOf(all, known), n)
+	data, err := json.Marshal(storedSplit{Shards: shards})
+	if err != nil {
+		return nil, fmt.Errorf("encode the split: %w", err)
+	}
+	if _, err := h.Timings.Create(ctx, key, data); err == nil {
+		return shards, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("store %s: %w", key, err)
+	}
+	e, err := h.Timings.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return decodeSplit(e.Value(), n)
+}
+
+func decodeSplit(data []byte, n int) ([][]string, error) {
+	var s storedSplit
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decode the stored split: %w", err)
+	}
+	if len(s.Shards) != n {
+		return nil, fmt.Errorf("%w: %d shards stored, the task has %d", ErrBadSplit, len(s.Shards), n)
+	}
+	return s.Shards, nil
+}
+
+func unitsOf(names []string, known map[string]time.Duration) []Unit {
+	us := make([]Unit, len(names))
+	for i, n := range names {
+		d, ok := known[n]
+		us[i] = Unit{Name: n, Duration: d, Known: ok}
+	}
+	return us
+}
+
+// record stores the durations the run measured: each Go package's test time and each
+// JUnit case's. A failure to store is logged; it costs the next split its balance, not the
+// stage its outcome.
+func (h Handler) record(ctx context.Context, t *workers.Task, pkgs []*Package, cases []junit.ReadCase) {
+	if h.Timings == nil {
+		return
+	}
+	put := func(unit string, d time.Duration) {
+		key := TimingKey(t.Task.GetPipeline(), t.Task.GetStage(), unit)
+		if _, err := h.Timings.Put(ctx, key, []byte(strconv.FormatInt(d.Milliseconds(), 10))); err != nil {
+			fmt.Fprintf(t.Log, "record the timing of %s: %v\n", unit, err)
+		}
+	}
+	for _, p := range pkgs {
+		if p.Status == StatusPass || p.Status == StatusFail {
+			put(p.Name, p.Elapsed)
+		}
+	}
+	for _, c := range cases {
+		if c.Status != junit.Skipped {
+			put(c.Name, c.Duration)
+		}
+	}
+}
+
+// readJUnitFiles reads the reports the space-separated globs (relative to dir) match, as
+// suites for the shard's artifact, and returns their cases for the timings.
+func readJUnitFiles(dir, globs string) ([]junit.Suite, []junit.ReadCase, error) {
+	var suites []junit.Suite
+	var cases []junit.ReadCase
+	var errs []error
+	for _, g := range strings.Fields(globs) {
+		clean := filepath.Clean(filepath.FromSlash(g))
+		if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+			errs = append(errs, fmt.Errorf("%s %q: outside the source tree", JUnitEnv, g))
+			continue
+		}
+		files, err := filepath.Glob(filepath.Join(dir, clean))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", JUnitEnv, g, err))
+			continue
+		}
+		for _, f := range files {
+			rep, err := readJUnitFile(f)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			cases = append(cases, rep.Cases...)
+			rel, _ := filepath.Rel(dir, f)
+			suites = append(suites, suitesOf(filepath.ToSlash(rel), rep)...)
+		}
+	}
+	return suites, cases, errors.Join(errs...)
+}
+
+func readJUnitFile(path string) (*junit.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open JUnit report: %w", err)
+	}
+	defer f.Close()
+	rep, err := junit.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// suitesOf groups a report's cases back into suites, named by their suite or else by file.
+func suitesOf(file string, rep *junit.Report) []junit.Suite {
+	var out []junit.Suite
+	index := map[string]int{}
+	for _, c := range rep.Cases {
+		name := c.Suite
+		if name == "" {
+			name = file
+		}
+		i, ok := index[name]
+		if !ok {
+			i = len(out)
+			index[name] = i
+			out = append(out, junit.Suite{Name: name, File: file})
+		}
+		jc := junit.Case{Name: c.Name, ClassName: c.ClassName, File: c.File, Line: c.Line, Time: junit.Seconds(c.Duration)}
+		switch c.Status {
+		case junit.Failed:
+			jc.Failure = &junit.Problem{Message: c.Message, Text: c.Message}
+		case junit.Errored:
+			jc.Error = &junit.Problem{Message: c.Message, Text: c.Message}
+		case junit.Skipped:
+			jc.Skipped = &junit.Problem{Message: c.Message}
+		}
+		out[i].Cases = append(out[i].Cases, jc)
+	}
+	return out
+}
+
+// lookupEnv returns the last value of name in env, as a process would see it.
+func lookupEnv(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// cutOff marks the tests a cancel interrupted as skipped: the shard was stopped (another
+// shard failed, or the run was cancelled), they did not fail.
+func cutOff(pkgs []*Package) {
+	for _, p := range pkgs {
+		for _, t := range p.Tests {
+			if t.Status == StatusRunning {
+				t.Status = StatusSkip
+				t.Output += "(not finished: the shard was cancelled)\n"
+			}
+		}
+		if p.Status == StatusRunning {
+			p.Status = StatusSkip
+		}
+	}
+}
+
+// secretValues are the values of the stage's secrets in env, for redaction.
+func secretValues(t *sluicev1.Task, env []string) []string {
+	var out []string
+	for _, name := range t.GetSpec().GetSecrets() {
+		if v := lookupEnv(env, name); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func shardCount(t *sluicev1.Task) int { return max(int(t.GetShardCount()), 1) }
+
+// tail is the last lines of s, at most maxBytes.
+func tail(s string, lines, maxBytes int) string {
+	s = strings.TrimRight(s, "\n")
+	if len(s) > maxBytes {
+		s = s[len(s)-maxBytes:]
+	}
+	ls := strings.Split(s, "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// limitedBuffer keeps at most limit bytes and notes that more came.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int
+	over  bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := b.limit - b.Len(); len(p) > room {
+		b.over = true
+		p = p[:max(room, 0)]
+	}
+	b.Buffer.Write(p)
+	// The dropped bytes count as written: a short write would fail the command.
+	return n, nil
+}

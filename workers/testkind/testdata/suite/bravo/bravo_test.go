@@ -1,0 +1,13 @@
+package bravo
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSleep takes a known time, the duration the shard split balances.
+func TestSleep(t *testing.T) {
+	time.Sleep(400 * time.Millisecond)
+}
+
+func TestQuick(t *testing.T) {}
