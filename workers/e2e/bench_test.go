@@ -12,14 +12,19 @@ import (
 // BenchmarkSuite24 is the wall time of a 24-journey suite split into one shard per worker,
 // each worker with its own browser as a separate worker process has. Browsers start before
 // the timer.
-func BenchmarkSuite24(b *testing.B) {
+func BenchmarkSuite24(b *testing.B) { suite(b, 24, 1, 2, 4) }
+
+// BenchmarkSuite12 is the 12-journey suite on one and on three workers.
+func BenchmarkSuite12(b *testing.B) { suite(b, 12, 1, 3) }
+
+func suite(b *testing.B, journeys int, workerCounts ...int) {
 	if _, err := engine.FindChromium(""); err != nil {
 		b.Skip(err)
 	}
 	dir := b.TempDir()
-	writeJourneys(b, dir, 24)
+	writeJourneys(b, dir, journeys)
 	site := shopSite(b)
-	for _, workers := range []int{1, 2, 4} {
+	for _, workers := range workerCounts {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			f := newFleetOf(b, dir)
 			for w := range workers {
