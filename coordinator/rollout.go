@@ -109,7 +109,10 @@ func actionTimeout(spec *sluicev1.StageSpec, t *sluicev1.RolloutTask) time.Durat
 		if interval <= 0 {
 			interval = defaultAnalysisI
 		}
-		return t.GetDuration().AsDuration() + 2*interval + analysisSlack
+		// An unhealthy interval below failure_limit extends the analysis by up to
+		// failure_limit-1 intervals.
+		extra := time.Duration(max(spec.GetRollout().GetAnalysis().GetFailureLimit(), 1)+1) * interval
+		return t.GetDuration().AsDuration() + extra + analysisSlack
 	}
 	return shiftTimeout
 }

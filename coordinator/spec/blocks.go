@@ -185,6 +185,7 @@ func (d *decoder) analysis(path string, n *yaml.Node) *sluicev1.AnalysisSpec {
 	a := &sluicev1.AnalysisSpec{}
 	d.fields(n, path, "analysis", []field{
 		{"interval", func(path string, _, v *yaml.Node) { a.Interval = d.duration(path, v, false) }},
+		{"failure_limit", func(path string, _, v *yaml.Node) { a.FailureLimit = d.int32(path, v, 1, 100) }},
 		{"provider", func(path string, _, v *yaml.Node) {
 			p := &sluicev1.ProviderSpec{}
 			a.Provider = p

@@ -83,12 +83,14 @@ func setWeight(ctx context.Context, t *workers.Task, e *deploy.Engine, w int) *s
 }
 
 // analyse judges the canary one interval at a time for the step's pause (at least one
-// interval) and reports at the first unhealthy one.
+// interval) and reports as soon as failure_limit consecutive intervals are unhealthy; an
+// unhealthy interval below the limit extends the analysis until it is confirmed or cleared.
 func analyse(ctx context.Context, t *workers.Task, e *deploy.Engine, action *sluicev1.RolloutTask) *sluicev1.Result {
 	until := time.Now().Add(action.GetDuration().AsDuration())
+	limit := max(int(t.Task.GetSpec().GetRollout().GetAnalysis().GetFailureLimit()), 1)
 	var last deploy.Verdict
-	healthy, intervals := 0, 0
-	for intervals == 0 || time.Now().Add(e.Interval/2).Before(until) {
+	healthy, intervals, failing := 0, 0, 0
+	for intervals == 0 || failing > 0 || time.Now().Add(e.Interval/2).Before(until) {
 		v, err := e.Analyse(ctx)
 		if err != nil {
 			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR, Message: err.Error(),
@@ -97,7 +99,9 @@ func analyse(ctx context.Context, t *workers.Task, e *deploy.Engine, action *slu
 		intervals++
 		last = v
 		fmt.Fprintf(t.Log, "interval %d at %d%%: %s (%s)\n", intervals, action.GetWeight(), v.Outcome, v.Reason)
-		if v.Outcome == deploy.Unhealthy {
+		if v.Outcome != deploy.Unhealthy {
+			failing = 0
+		} else if failing++; failing >= limit {
 			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_FAILED, Message: v.Reason, Verdict: toProto(v, intervals)}
 		}
 		if v.Outcome == deploy.Healthy {

