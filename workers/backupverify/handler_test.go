@@ -7,25 +7,19 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
-
 	bv "github.com/sluice-ci/sluice/backupverify"
 	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
 	"github.com/sluice-ci/sluice/coordinator"
-	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
-	"github.com/sluice-ci/sluice/internal/source"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 	bvworker "github.com/sluice-ci/sluice/workers/backupverify"
+	"github.com/sluice-ci/sluice/workers/workertest"
 )
 
 const (
@@ -78,39 +72,16 @@ func (s *secrets) lookup(k string) (string, bool) {
 }
 
 // harness is a real in-process server with a real worker serving backup-verify tasks.
+// harness is a real worker serving the kinds under test, with secrets the tests set.
 type harness struct {
-	env     *bustest.Env
+	*workertest.Fleet
 	secrets *secrets
-	sources jetstream.ObjectStore
 }
 
 func startWorker(t *testing.T, reg func(*secrets) *workers.Registry, kinds ...sluicev1.StageKind) *harness {
 	t.Helper()
-	h := &harness{env: bustest.Start(t, bus.Config{}), secrets: &secrets{m: map[string]string{}}}
-	var err error
-	if h.sources, err = h.env.JS.ObjectStore(t.Context(), h.env.Config.Names.SourcesStore()); err != nil {
-		t.Fatal(err)
-	}
-	w, err := workers.New(h.env.NC, workers.Config{
-		Bus: h.env.Config, Kinds: kinds, Registry: reg(h.secrets), Logger: bustest.Logger(),
-		WorkDir: t.TempDir(), CacheDir: t.TempDir(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := w.Run(ctx); err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return h
+	s := &secrets{m: map[string]string{}}
+	return &harness{Fleet: workertest.Start(t, reg(s), kinds...), secrets: s}
 }
 
 // handlerRegistry registers the handler under test, restoring into the shared cluster.
@@ -122,81 +93,13 @@ func handlerRegistry(t *testing.T) func(*secrets) *workers.Registry {
 	}
 }
 
-// upload bundles files (path -> content) as the run's source.
-func (h *harness) upload(t *testing.T, files map[string][]byte) string {
-	t.Helper()
-	dir := t.TempDir()
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	digest, err := source.Upload(t.Context(), h.sources, dir, source.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return digest
-}
-
 // run queues a backup-verify task the way the coordinator does and returns its final result.
 func (h *harness) run(t *testing.T, run string, spec *sluicev1.BackupVerifySpec, digest string) *sluicev1.Result {
 	t.Helper()
-	task := &sluicev1.Task{
-		RunId: run, Pipeline: "shop", Stage: "backup", Kind: kind, Pool: workers.DefaultPool, Attempt: 1, ShardCount: 1,
-		Spec:         &sluicev1.StageSpec{Name: "backup", Kind: kind, BackupVerify: spec},
-		SourceDigest: digest,
-	}
-	data, err := proto.Marshal(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := h.env.Config.Names
-	msg := nats.NewMsg(names.Task(kind.Slug(), workers.DefaultPool, run))
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, bus.TaskMsgID(run, "backup", 1, 0, 1))
-	if _, err := h.env.JS.PublishMsg(t.Context(), msg); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		for _, m := range bustest.Stored(t, h.env.JS, names.ResultsStream(), names.Result(run)) {
-			r := &sluicev1.Result{}
-			if err := proto.Unmarshal(m.Data(), r); err != nil {
-				t.Fatal(err)
-			}
-			if r.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
-				return r
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no final result for run %s", run)
-	return nil
-}
-
-// artifact reads a stored artifact of res.
-func (h *harness) artifact(t *testing.T, res *sluicev1.Result, name string) []byte {
-	t.Helper()
-	for _, a := range res.GetArtifacts() {
-		if a.GetName() != name {
-			continue
-		}
-		store, err := h.env.JS.ObjectStore(t.Context(), h.env.Config.Names.ArtifactsStore())
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := store.GetBytes(t.Context(), a.GetObject())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	t.Fatalf("no artifact %s among %v", name, res.GetArtifacts())
-	return nil
+	return h.Run(t, &sluicev1.Task{
+		RunId: run, Pipeline: "shop", Stage: "backup", Kind: kind, SourceDigest: digest,
+		Spec: &sluicev1.StageSpec{Name: "backup", Kind: kind, BackupVerify: spec},
+	})
 }
 
 func freeDSN(t *testing.T) string {
@@ -294,7 +197,7 @@ func TestBackupVerifyStage(t *testing.T) {
 			if _, set := h.secrets.lookup(spec.DsnEnv); !set && spec.DsnEnv != "DB_NOT_SET" {
 				h.secrets.set(spec.DsnEnv, dsn)
 			}
-			res := h.run(t, fmt.Sprintf("run%d", i), spec, h.upload(t, files))
+			res := h.run(t, fmt.Sprintf("run%d", i), spec, h.UploadFiles(t, files))
 			if res.GetOutcome() != tt.outcome {
 				t.Fatalf("outcome %s, want %s: %s", res.GetOutcome(), tt.outcome, res.GetMessage())
 			}
@@ -318,7 +221,7 @@ func TestBackupVerifyStage(t *testing.T) {
 			}
 			if len(tt.arts) > 1 {
 				var r bv.Report
-				if err := json.Unmarshal(h.artifact(t, res, bvworker.ArtifactVerify), &r); err != nil {
+				if err := json.Unmarshal(h.Artifact(t, res, bvworker.ArtifactVerify), &r); err != nil {
 					t.Fatalf("verify report artifact: %v", err)
 				}
 				if r.Format != bv.ReportFormat || r.Check != bv.CheckVerify || len(r.Tables) != 2 {
@@ -354,7 +257,7 @@ func TestPipelineInDevMode(t *testing.T) {
 		r.Register(kind, bvworker.Handler{LookupEnv: s.lookup, WorkDir: work})
 		return r
 	}, kind, sluicev1.StageKind_STAGE_KIND_STATIC)
-	coord, err := coordinator.New(h.env.NC, coordinator.Config{Names: h.env.Config.Names, Bus: h.env.Config, Logger: bustest.Logger()})
+	coord, err := coordinator.New(h.Env.NC, coordinator.Config{Names: h.Env.Config.Names, Bus: h.Env.Config, Logger: bustest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,11 +278,11 @@ func TestPipelineInDevMode(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("coordinator not ready")
 	}
-	client := coordinator.NewClient(h.env.NC, h.env.Config.Names)
+	client := coordinator.NewClient(h.Env.NC, h.Env.Config.Names)
 
 	dsn, baseline := database(t)
 	h.secrets.set("SHOP_DATABASE_URL", dsn)
-	digest := h.upload(t, map[string][]byte{"backup/baseline.json": baseline})
+	digest := h.UploadFiles(t, map[string][]byte{"backup/baseline.json": baseline})
 	pipeline := `version: 1
 name: shop
 stages:

@@ -1,10 +1,7 @@
 package load_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,27 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-ci/sluice/examples/app"
-	"github.com/sluice-ci/sluice/internal/bus"
-	"github.com/sluice-ci/sluice/internal/bus/bustest"
-	"github.com/sluice-ci/sluice/internal/source"
 	"github.com/sluice-ci/sluice/loadtest"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 	"github.com/sluice-ci/sluice/workers/load"
+	"github.com/sluice-ci/sluice/workers/workertest"
 )
 
 const kind = sluicev1.StageKind_STAGE_KIND_LOAD
 
-// waitLimit bounds the wait for a result: a 2 s k6 run plus k6's start on a busy machine.
-const waitLimit = 60 * time.Second
-
-// k6 returns the k6 binary. Under CI a missing k6 fails: the load tier must run there.
 func k6(tb testing.TB) string {
 	tb.Helper()
 	p, err := loadtest.FindK6()
@@ -45,111 +33,27 @@ func k6(tb testing.TB) string {
 	return p
 }
 
-// fleet is a real in-process NATS server with one load worker on it, and the example app
-// uploaded as the source tree.
+// fleet is a real worker serving the load kind, with the example app as the source tree.
 type fleet struct {
-	env    *bustest.Env
+	*workertest.Fleet
 	digest string
 }
 
 func startFleet(tb testing.TB, h load.Handler) *fleet {
 	tb.Helper()
-	env := bustest.Start(tb, bus.Config{})
-	store, err := env.JS.ObjectStore(tb.Context(), env.Config.Names.SourcesStore())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	digest, err := source.Upload(tb.Context(), store, "../../examples/app", source.DefaultLimits())
-	if err != nil {
-		tb.Fatalf("upload the example app as the source: %v", err)
-	}
 	reg := workers.NewRegistry()
 	reg.Register(kind, h)
-	nc, _ := bustest.Connect(tb, env.Server.ClientURL())
-	w, err := workers.New(nc, workers.Config{
-		Bus: env.Config, Kinds: []sluicev1.StageKind{kind}, Registry: reg, ID: "load-test",
-		WorkDir: tb.TempDir(), CacheDir: tb.TempDir(), Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("worker Run: %v", err)
-		}
-	})
-	return &fleet{env: env, digest: digest}
+	f := workertest.Start(tb, reg, kind)
+	return &fleet{Fleet: f, digest: f.UploadDir(tb, "../../examples/app")}
 }
 
 // run queues a load task as the coordinator does and returns its final result.
 func (f *fleet) run(tb testing.TB, runID string, spec *sluicev1.LoadSpec) *sluicev1.Result {
 	tb.Helper()
-	names := f.env.Config.Names
-	task := &sluicev1.Task{
-		RunId: runID, Pipeline: "web", Stage: "load", Kind: kind, Pool: workers.DefaultPool,
-		Attempt: 1, ShardCount: 1, SourceDigest: f.digest,
+	return f.Run(tb, &sluicev1.Task{
+		RunId: runID, Pipeline: "web", Stage: "load", Kind: kind, SourceDigest: f.digest,
 		Spec: &sluicev1.StageSpec{Name: "load", Kind: kind, Load: spec},
-	}
-	data, err := proto.Marshal(task)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	msg := nats.NewMsg(names.Task(kind.Slug(), workers.DefaultPool, runID))
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, bus.TaskMsgID(runID, "load", 1, 0, 1))
-	cons, err := f.env.JS.OrderedConsumer(tb.Context(), names.ResultsStream(),
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.Result(runID)}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := f.env.JS.PublishMsg(tb.Context(), msg); err != nil {
-		tb.Fatal(err)
-	}
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		m, err := cons.Next(jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			continue
-		}
-		res := &sluicev1.Result{}
-		if err := proto.Unmarshal(m.Data(), res); err != nil {
-			tb.Fatal(err)
-		}
-		if res.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
-			return res
-		}
-	}
-	tb.Fatalf("no final result for run %s within %s", runID, waitLimit)
-	return nil
-}
-
-func (f *fleet) artifact(t *testing.T, res *sluicev1.Result, name string) []byte {
-	t.Helper()
-	for _, a := range res.GetArtifacts() {
-		if a.GetName() != name {
-			continue
-		}
-		store, err := f.env.JS.ObjectStore(t.Context(), f.env.Config.Names.ArtifactsStore())
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := store.Get(t.Context(), a.GetObject())
-		if err != nil {
-			t.Fatalf("get artifact %s: %v", a.GetObject(), err)
-		}
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	t.Fatalf("result has no artifact %s: %v", name, res.GetArtifacts())
-	return nil
+	})
 }
 
 func metric(res *sluicev1.Result, name string) (float64, bool) {
@@ -202,7 +106,7 @@ func TestHandlerThroughWorker(t *testing.T) {
 				}
 			}
 			var summary map[string]any
-			if err := json.Unmarshal(f.artifact(t, res, load.SummaryArtifact), &summary); err != nil || summary["metrics"] == nil {
+			if err := json.Unmarshal(f.Artifact(t, res, load.SummaryArtifact), &summary); err != nil || summary["metrics"] == nil {
 				t.Errorf("summary artifact is not handleSummary data: %v", err)
 			}
 			if tt.wantOutcome == sluicev1.Outcome_OUTCOME_FAILED {

@@ -2,174 +2,50 @@ package static_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/prototext"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-ci/sluice/internal/bus"
-	"github.com/sluice-ci/sluice/internal/bus/bustest"
-	"github.com/sluice-ci/sluice/internal/source"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 	"github.com/sluice-ci/sluice/workers/static"
+	"github.com/sluice-ci/sluice/workers/workertest"
 )
-
-// waitLimit bounds every wait; a healthy run takes a fraction of it.
-const waitLimit = 20 * time.Second
 
 const kind = sluicev1.StageKind_STAGE_KIND_STATIC
 
 // A secret-shaped value assembled at run time, so no file of the repository holds one.
 var stripeKey = "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc9Xq2"
 
-// fleet is a real in-process NATS server with a worker whose registry runs the static
-// handler, as `sluice worker` and `sluice dev` wire it.
+// fleet is a real worker serving the static kind, as `sluice worker` and `sluice dev` wire it.
 type fleet struct {
-	env *bustest.Env
+	*workertest.Fleet
 }
 
 func startFleet(t *testing.T) *fleet {
 	t.Helper()
-	env := bustest.Start(t, bus.Config{})
-	nc, _ := bustest.Connect(t, env.Server.ClientURL())
 	reg := workers.NewRegistry()
 	reg.Register(kind, static.Handler{Version: "test"})
-	w, err := workers.New(nc, workers.Config{
-		Names: env.Config.Names, Bus: env.Config, Kinds: []sluicev1.StageKind{kind},
-		CacheDir: t.TempDir(), WorkDir: t.TempDir(), ID: "w-static",
-		Logger: slog.New(slog.DiscardHandler), Registry: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker Run: %v", err)
-		}
-	})
-	return &fleet{env: env}
+	return &fleet{workertest.Start(t, reg, kind)}
 }
 
-// upload bundles a tree of files (path -> content) into the sources store.
+// upload bundles a tree of files (path -> content) as the run's source.
 func (f *fleet) upload(t *testing.T, files map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
+	data := make(map[string][]byte, len(files))
 	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		data[name] = []byte(content)
 	}
-	store, err := f.env.JS.ObjectStore(t.Context(), f.env.Config.Names.SourcesStore())
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest, err := source.Upload(t.Context(), store, dir, source.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return digest
+	return f.UploadFiles(t, data)
 }
 
 // run queues a static task the way the coordinator does and waits for its final result.
 func (f *fleet) run(t *testing.T, run, digest string, spec *sluicev1.StageSpec) *sluicev1.Result {
 	t.Helper()
-	names := f.env.Config.Names
 	spec.Name, spec.Kind = "governance", kind
-	task := &sluicev1.Task{
-		RunId: run, Pipeline: "web", Stage: spec.Name, Kind: kind, Pool: workers.DefaultPool,
-		Attempt: 1, ShardCount: 1, SourceDigest: digest, Spec: spec,
-	}
-	data, err := proto.Marshal(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg := nats.NewMsg(names.Task(kind.Slug(), workers.DefaultPool, run))
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, bus.TaskMsgID(run, spec.Name, 1, 0, 1))
-	if _, err := f.env.JS.PublishMsg(t.Context(), msg); err != nil {
-		t.Fatal(err)
-	}
-	cons, err := f.env.JS.OrderedConsumer(t.Context(), names.ResultsStream(),
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.Result(run)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
-		m, err := cons.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
-		if err != nil {
-			continue
-		}
-		r := &sluicev1.Result{}
-		if err := proto.Unmarshal(m.Data(), r); err != nil {
-			t.Fatal(err)
-		}
-		if r.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
-			return r
-		}
-	}
-	t.Fatalf("run %s: no final result", run)
-	return nil
-}
-
-// logs returns the stored log text of a run's governance stage.
-func (f *fleet) logs(t *testing.T, run string) string {
-	t.Helper()
-	names := f.env.Config.Names
-	s, err := f.env.JS.Stream(t.Context(), names.LogsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for seq := uint64(1); seq <= s.CachedInfo().State.LastSeq; seq++ {
-		m, err := s.GetMsg(t.Context(), seq)
-		if err != nil || m.Subject != names.Log(run, "governance") {
-			continue
-		}
-		c := &sluicev1.LogChunk{}
-		if err := proto.Unmarshal(m.Data, c); err != nil {
-			t.Fatal(err)
-		}
-		b.Write(c.GetData())
-	}
-	return b.String()
-}
-
-func (f *fleet) artifact(t *testing.T, ref *sluicev1.ArtifactRef) []byte {
-	t.Helper()
-	store, err := f.env.JS.ObjectStore(t.Context(), f.env.Config.Names.ArtifactsStore())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := store.Get(t.Context(), ref.GetObject())
-	if err != nil {
-		t.Fatalf("artifact %s: %v", ref.GetObject(), err)
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return f.Run(t, &sluicev1.Task{RunId: run, Pipeline: "web", Stage: spec.Name, Kind: kind, SourceDigest: digest, Spec: spec})
 }
 
 var repo = map[string]string{
@@ -238,16 +114,16 @@ func TestGovernanceStageFails(t *testing.T) {
 			} `json:"results"`
 		} `json:"runs"`
 	}
-	sarif := f.artifact(t, sarifRef)
+	sarif := f.Object(t, sarifRef)
 	if err := json.Unmarshal(sarif, &log); err != nil || log.Version != "2.1.0" || len(log.Runs) != 1 || len(log.Runs[0].Results) != 3 {
 		t.Errorf("SARIF artifact: %v %+v", err, log)
 	}
-	junit := f.artifact(t, arts[static.JUnitArtifact])
+	junit := f.Object(t, arts[static.JUnitArtifact])
 	if !bytes.Contains(junit, []byte(`<testsuite name="GOV-003" tests="1" failures="1"`)) {
 		t.Errorf("JUnit artifact:\n%s", junit)
 	}
 
-	logs := f.logs(t, "gov1")
+	logs := f.Logs(t, "gov1", "governance")
 	if !strings.Contains(logs, "src/app/checkout/pay.ts:3:28") || !strings.Contains(logs, "sk_live_*****") {
 		t.Errorf("the stage log lacks the findings table:\n%s", logs)
 	}
