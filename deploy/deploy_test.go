@@ -132,7 +132,9 @@ func TestEngineStep(t *testing.T) {
 	}{
 		{"healthy", base, deploy.Healthy, nil},
 		{"5% errors", realtest.Fault{Delay: 3 * time.Millisecond, ErrorEvery: 20}, deploy.Unhealthy, []string{"error_rate/max_ratio_to_baseline"}},
-		{"3x latency", realtest.Fault{Delay: 9 * time.Millisecond}, deploy.Unhealthy, []string{"latency_p95/max_ratio_to_baseline", "latency/mann-whitney"}},
+		// A p95 over a couple of hundred samples on a busy machine lands either side of 2x for
+		// a 3x fault; the rank test on the whole distributions does not waver.
+		{"3x latency", realtest.Fault{Delay: 9 * time.Millisecond}, deploy.Unhealthy, []string{"latency/mann-whitney"}},
 		{"2% empty bodies", realtest.Fault{Delay: 3 * time.Millisecond, EmptyEvery: 50}, deploy.Unhealthy, []string{"null_response_rate/max"}},
 	}
 	for _, tt := range tests {
