@@ -62,8 +62,27 @@ func get(t testing.TB, c *http.Client, u string, n int) map[string]int {
 	return seen
 }
 
-// The canary's share of real traffic follows the weight: exactly at 0 and 100, within five
-// points (over three standard deviations of a fair draw) over 1000 requests in between.
+// counted waits until the proxy has counted n requests: it counts one once its response is
+// written, which the client may have read already.
+func counted(t *testing.T, p *proxy.Proxy, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := p.Stats(nil)
+		c, _ := s.Backend(proxy.RoleCanary)
+		st, _ := s.Backend(proxy.RoleStable)
+		if c.Requests+st.Requests >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests counted, want %d", c.Requests+st.Requests, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The canary's share of real traffic follows the weight: exactly at 0 and 100, within 6.5
+// points (four standard deviations of a fair draw at 50%) over 1000 requests in between.
 func TestSplitFollowsWeight(t *testing.T) {
 	f := start(t, realtest.Fault{}, realtest.Fault{}, 0)
 	const n = 1000
@@ -74,7 +93,7 @@ func TestSplitFollowsWeight(t *testing.T) {
 			}
 			seen := get(t, f.front.Client(), f.front.URL, n)
 			got := 100 * float64(seen["green"]) / n
-			if seen["green"]+seen["blue"] != n || math.Abs(got-float64(w)) > 5 || (w%100 == 0 && got != float64(w)) {
+			if seen["green"]+seen["blue"] != n || math.Abs(got-float64(w)) > 6.5 || (w%100 == 0 && got != float64(w)) {
 				t.Errorf("weight %d: canary got %.1f%% (%v)", w, got, seen)
 			}
 		})
@@ -89,6 +108,7 @@ func TestStatsCountFaults(t *testing.T) {
 	}
 	get(t, f.front.Client(), f.front.URL, 100)
 
+	counted(t, f.proxy, 200)
 	s := f.proxy.Stats(map[string]uint64{proxy.RoleCanary: 90})
 	canary, _ := s.Backend(proxy.RoleCanary)
 	stable, _ := s.Backend(proxy.RoleStable)
@@ -133,6 +153,7 @@ func TestNullBody(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	counted(t, p, 5)
 	if st, _ := p.Stats(nil).Backend(proxy.RoleStable); st.Empty != 2 {
 		t.Errorf("%d null responses, want 2 (null and empty)", st.Empty)
 	}
@@ -184,6 +205,7 @@ func TestAdminAPI(t *testing.T) {
 func TestMetricsExported(t *testing.T) {
 	f := start(t, realtest.Fault{}, realtest.Fault{ErrorEvery: 2}, 100)
 	get(t, f.front.Client(), f.front.URL, 10)
+	counted(t, f.proxy, 10)
 	resp, err := f.admin.Client().Get(f.admin.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
