@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ci/sluice/coordinator/spec"
+	"github.com/sluice-ci/sluice/internal/auth"
+	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -23,8 +25,35 @@ const Version = "0.1.0"
 
 const apiTimeout = 10 * time.Second
 
+// Caller is who called the run API: an authenticated principal, or an anonymous one on a
+// fleet without authentication, whose name is only claimed.
+type Caller struct {
+	Role      auth.Role
+	Name      string
+	Anonymous bool
+}
+
+// Principal is "role:name"; "anonymous:<claimed name>" for an anonymous caller.
+func (c Caller) Principal() string {
+	if c.Anonymous {
+		return bus.AnonymousRole + ":" + c.Name
+	}
+	return auth.Principal(c.Role, c.Name)
+}
+
+// may checks that the caller's role may call verb. Anonymous callers may call every verb:
+// a fleet without authentication cannot tell them apart (and warns about it at start).
+func (c Caller) may(verb auth.Verb) error {
+	if c.Anonymous || c.Role.Allows(verb) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s may not %s (roles allowed: %s)", ErrForbidden, c.Principal(), verb, strings.Join(auth.RolesAllowed(verb), ", "))
+}
+
 // serveAPI registers the run API as a NATS micro service; every coordinator joins the same
-// queue group, so each request is answered once.
+// queue group, so each request is answered once. Each verb listens on
+// <prefix>.api.runs.<verb>.<role>.<name>, where the server lets a user publish only under
+// its own role and name.
 func (c *Coordinator) serveAPI() (micro.Service, error) {
 	svc, err := micro.AddService(c.nc, micro.Config{
 		Name:        "sluice-runs",
@@ -34,17 +63,16 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register run API: %w", err)
 	}
-	g := svc.AddGroup(strings.TrimSuffix(c.cfg.Names.API(""), "."))
-	endpoints := map[string]func(context.Context, micro.Request) (proto.Message, error){
-		verbSubmit: func(ctx context.Context, r micro.Request) (proto.Message, error) {
+	endpoints := map[auth.Verb]func(context.Context, Caller, micro.Request) (proto.Message, error){
+		auth.VerbSubmit: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
 			var req sluicev1.SubmitRunRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			st, err := c.SubmitRun(ctx, &req, r.Headers().Get("traceparent"))
+			st, err := c.SubmitRun(ctx, who, &req, r.Headers().Get("traceparent"))
 			return &sluicev1.SubmitRunResponse{Run: st}, err
 		},
-		verbGet: func(ctx context.Context, r micro.Request) (proto.Message, error) {
+		auth.VerbGet: func(ctx context.Context, _ Caller, r micro.Request) (proto.Message, error) {
 			var req sluicev1.GetRunRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
@@ -52,43 +80,54 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 			st, err := c.GetRun(ctx, req.GetId())
 			return &sluicev1.GetRunResponse{Run: st}, err
 		},
-		verbList: func(_ context.Context, r micro.Request) (proto.Message, error) {
+		auth.VerbList: func(_ context.Context, _ Caller, r micro.Request) (proto.Message, error) {
 			var req sluicev1.ListRunsRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
 			return &sluicev1.ListRunsResponse{Runs: c.ListRuns(&req)}, nil
 		},
-		verbCancel: func(ctx context.Context, r micro.Request) (proto.Message, error) {
+		auth.VerbCancel: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
 			var req sluicev1.CancelRunRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			st, err := c.CancelRun(ctx, req.GetId(), req.GetReason())
+			st, err := c.CancelRun(ctx, who, req.GetId(), req.GetReason())
 			return &sluicev1.CancelRunResponse{Run: st}, err
 		},
-		verbApprove: func(ctx context.Context, r micro.Request) (proto.Message, error) {
+		auth.VerbApprove: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
 			var req sluicev1.ApproveStageRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			st, err := c.ApproveStage(ctx, req.GetId(), req.GetStage(), req.GetApprover())
+			st, err := c.ApproveStage(ctx, who, req.GetId(), req.GetStage())
 			return &sluicev1.ApproveStageResponse{Run: st}, err
 		},
-		verbRollback: func(ctx context.Context, r micro.Request) (proto.Message, error) {
+		auth.VerbRollback: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
 			var req sluicev1.RollbackRunRequest
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			st, err := c.RollbackRun(ctx, req.GetId(), req.GetReason(), req.GetBy())
+			st, err := c.RollbackRun(ctx, who, req.GetId(), req.GetReason())
 			return &sluicev1.RollbackRunResponse{Run: st}, err
 		},
 	}
 	for verb, fn := range endpoints {
 		handler := func(r micro.Request) {
+			// Clients ask from their inbox. A message with any other reply subject was
+			// published by the server on someone's behalf (a JetStream delivery or API
+			// response aimed at this subject): it speaks for nobody and gets no answer.
+			if !strings.HasPrefix(r.Reply(), "_INBOX.") {
+				c.log.Warn("run API message without an inbox reply dropped", "subject", r.Subject(), "reply", r.Reply())
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 			defer cancel()
-			resp, err := fn(ctx, r)
+			who, err := c.caller(r.Subject(), verb)
+			var resp proto.Message
+			if err == nil {
+				resp, err = fn(ctx, who, r)
+			}
 			if err != nil {
 				_ = r.Error(strconv.Itoa(errorCode(err)), err.Error(), nil)
 				return
@@ -100,12 +139,29 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 			}
 			_ = r.Respond(data)
 		}
-		if err := g.AddEndpoint(verb, micro.HandlerFunc(handler)); err != nil {
+		if err := svc.AddEndpoint(string(verb), micro.HandlerFunc(handler), micro.WithEndpointSubject(c.cfg.Names.APIEndpoint(string(verb)))); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("register %s: %w", verb, err)
 		}
 	}
 	return svc, nil
+}
+
+// caller reads who sent a request from its subject and checks the role may call verb.
+func (c *Coordinator) caller(subject string, verb auth.Verb) (Caller, error) {
+	_, id, ok := c.cfg.Names.ParseAPI(subject)
+	if !ok || !bus.IsToken(id.Name) {
+		return Caller{}, fmt.Errorf("%w: subject %s is not <prefix>.api.runs.<verb>.<role>.<name>", ErrBadRequest, subject)
+	}
+	if !c.authenticated {
+		return Caller{Name: id.Name, Anonymous: true}, nil
+	}
+	role, known := auth.ParseRole(id.Role)
+	if !known {
+		return Caller{}, fmt.Errorf("%w: %s is not a role of this fleet", ErrForbidden, id.Role)
+	}
+	who := Caller{Role: role, Name: id.Name}
+	return who, who.may(verb)
 }
 
 func decode(r micro.Request, m proto.Message) error {
@@ -118,22 +174,25 @@ func decode(r micro.Request, m proto.Message) error {
 var tokenRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // SubmitRun validates a submission, stores the new run and dispatches its first stages.
-func (c *Coordinator) SubmitRun(ctx context.Context, req *sluicev1.SubmitRunRequest, traceparent string) (*sluicev1.RunState, error) {
-	p := req.GetSpec()
-	if req.GetSpecYaml() != "" {
-		file := req.GetFile()
-		if file == "" {
-			file = "pipeline.yaml"
-		}
-		// The coordinator's own environment is not the submitter's: only vars substitute.
-		parsed, err := spec.Parse(file, []byte(req.GetSpecYaml()), req.GetVars(), func(string) (string, bool) { return "", false })
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
-		}
-		p = parsed
+// Whatever path a spec came by (YAML, protobuf over NATS, HTTP), it goes through the parser
+// and validator of `sluice lint`, then the limits of a run.
+func (c *Coordinator) SubmitRun(ctx context.Context, who Caller, req *sluicev1.SubmitRunRequest, traceparent string) (*sluicev1.RunState, error) {
+	if err := who.may(auth.VerbSubmit); err != nil {
+		return nil, err
 	}
-	if err := checkSpec(p); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	p, err := c.validSpec(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkApprovers(p); err != nil {
+		return nil, err
+	}
+	if err := checkSubmission(req); err != nil {
+		return nil, err
+	}
+	protected, err := c.checkRef(who, req.GetRef())
+	if err != nil {
+		return nil, err
 	}
 	if traceparent == "" {
 		traceparent = newTraceparent()
@@ -141,29 +200,110 @@ func (c *Coordinator) SubmitRun(ctx context.Context, req *sluicev1.SubmitRunRequ
 	now := c.now()
 	id := NewRunID(now)
 	st := NewRun(id, p, req, traceparent, now)
+	st.SubmittedBy = who.Principal()
+	st.RefProtected = protected
+	if err := c.checkStateSize(st); err != nil {
+		return nil, err
+	}
 	return c.call(ctx, work{run: id, in: Start{}, create: st})
 }
 
-// checkSpec guards the invariants the decisions rely on, for specs parsed elsewhere.
-func checkSpec(p *sluicev1.PipelineSpec) error {
-	if p == nil || len(p.GetStages()) == 0 {
-		return errors.New("the pipeline has no stages")
+// validSpec parses a YAML submission, or puts a protobuf one through the same parser.
+func (c *Coordinator) validSpec(req *sluicev1.SubmitRunRequest) (*sluicev1.PipelineSpec, error) {
+	file := req.GetFile()
+	if req.GetSpecYaml() != "" {
+		if file == "" {
+			file = "pipeline.yaml"
+		}
+		// The coordinator's own environment is not the submitter's: only vars substitute.
+		p, err := spec.Parse(file, []byte(req.GetSpecYaml()), req.GetVars(), func(string) (string, bool) { return "", false })
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		return p, nil
 	}
-	if !tokenRe.MatchString(p.GetName()) {
-		return fmt.Errorf("pipeline name %q must be letters, digits, - or _", p.GetName())
+	if req.GetSpec() == nil {
+		return nil, fmt.Errorf("%w: the request has no pipeline (spec or spec_yaml)", ErrBadRequest)
+	}
+	p, err := spec.Check(req.GetSpec())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	return p, nil
+}
+
+// checkApprovers checks that every approval.by entry names a role, a principal or a group
+// of the policy, so a typo cannot leave a stage that nobody may approve.
+func (c *Coordinator) checkApprovers(p *sluicev1.PipelineSpec) error {
+	if c.policy() == nil {
+		// No policy to name groups: approvals of such stages are refused on a fleet without
+		// authentication anyway, with a message that says so.
+		return nil
 	}
 	for _, s := range p.GetStages() {
-		if !tokenRe.MatchString(s.GetName()) {
-			return fmt.Errorf("stage name %q must be letters, digits, - or _", s.GetName())
+		if err := c.policy().CheckApprovers(s.GetApprovalBy()); err != nil {
+			return fmt.Errorf("%w: %s: stages.%s.approval.by: %v", ErrBadRequest, p.GetFile(), s.GetName(), err)
 		}
-		if s.GetKind() == sluicev1.StageKind_STAGE_KIND_UNSPECIFIED {
-			return fmt.Errorf("stage %s has no kind", s.GetName())
-		}
-	}
-	if _, err := spec.TopoOrder(p); err != nil {
-		return err
 	}
 	return nil
+}
+
+// Limits of a submission besides the spec's.
+const (
+	maxRefBytes    = 256
+	maxCommitBytes = 128
+	maxVars        = 256
+	// stateHeadroom: a new run's state may take this share of the server's maximum payload,
+	// leaving the rest for what its stages record (messages, findings, verdicts).
+	stateHeadroom = 4
+)
+
+var refRe = regexp.MustCompile(`^[A-Za-z0-9._/+-]*$`)
+
+func checkSubmission(req *sluicev1.SubmitRunRequest) error {
+	switch {
+	case len(req.GetRef()) > maxRefBytes || !refRe.MatchString(req.GetRef()) || strings.Contains(req.GetRef(), ".."):
+		return fmt.Errorf("%w: ref %q: a branch or tag name of at most %d bytes (letters, digits, . _ / + -)", ErrBadRequest, req.GetRef(), maxRefBytes)
+	case len(req.GetCommit()) > maxCommitBytes || !refRe.MatchString(req.GetCommit()):
+		return fmt.Errorf("%w: commit %q is not a commit id", ErrBadRequest, req.GetCommit())
+	case len(req.GetVars()) > maxVars:
+		return fmt.Errorf("%w: %d vars, the limit is %d", ErrBadRequest, len(req.GetVars()), maxVars)
+	case req.GetSourceDigest() != "" && !strings.HasPrefix(req.GetSourceDigest(), "sha256:"):
+		return fmt.Errorf("%w: source digest %q: want sha256:<hex>", ErrBadRequest, req.GetSourceDigest())
+	}
+	return nil
+}
+
+// checkRef enforces the policy's protected refs: only the principals a rule names may
+// submit runs for the refs it matches. It reports whether the ref is protected.
+func (c *Coordinator) checkRef(who Caller, ref string) (bool, error) {
+	rule, protected := c.policy().Protected(ref)
+	if !protected {
+		return false, nil
+	}
+	if who.Anonymous || !c.policy().Matches(who.Principal(), rule.Submitters) {
+		return false, fmt.Errorf("%w: ref %s is protected (policy rule %q): only %s may submit runs for it, not %s",
+			ErrForbidden, ref, rule.Ref, strings.Join(rule.Submitters, ", "), who.Principal())
+	}
+	return true, nil
+}
+
+// checkStateSize refuses a run whose state could not be stored as it grows: KV values are
+// bounded by the server's maximum payload.
+func (c *Coordinator) checkStateSize(st *sluicev1.RunState) error {
+	limit := int(c.nc.MaxPayload()) / stateHeadroom
+	if size := proto.Size(st); size > limit {
+		return fmt.Errorf("%w: %s: the run's state would be %d bytes before any stage ran; the limit is %d (a quarter of the server's %d-byte max_payload): split the pipeline, or shorten its commands and env",
+			ErrBadRequest, st.GetSpec().GetFile(), size, limit, c.nc.MaxPayload())
+	}
+	return nil
+}
+
+func (c *Coordinator) policy() *auth.Policy {
+	if c.cfg.Auth == nil {
+		return nil
+	}
+	return c.cfg.Auth.Policy
 }
 
 // NewRunID returns a time-ordered, subject-safe run id.
@@ -205,26 +345,50 @@ func (c *Coordinator) ListRuns(req *sluicev1.ListRunsRequest) []*sluicev1.RunSum
 	return c.cache.list(req.GetPipeline(), limit)
 }
 
-// CancelRun cancels a run.
-func (c *Coordinator) CancelRun(ctx context.Context, id, reason string) (*sluicev1.RunState, error) {
+// CancelRun cancels a run, recording who did.
+func (c *Coordinator) CancelRun(ctx context.Context, who Caller, id, reason string) (*sluicev1.RunState, error) {
+	if err := who.may(auth.VerbCancel); err != nil {
+		return nil, err
+	}
 	if _, err := c.GetRun(ctx, id); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, work{run: id, in: CancelIn{Reason: reason}})
+	return c.call(ctx, work{run: id, in: CancelIn{Reason: reason, By: who.Principal()}})
 }
 
-// ApproveStage releases a stage waiting for approval (or pre-approves a pending one).
-func (c *Coordinator) ApproveStage(ctx context.Context, id, stage, by string) (*sluicev1.RunState, error) {
-	if _, err := c.GetRun(ctx, id); err != nil {
+// ApproveStage releases a stage waiting for approval, or continues its rollout, when the
+// caller is one of those the stage names in approval.by.
+func (c *Coordinator) ApproveStage(ctx context.Context, who Caller, id, stage string) (*sluicev1.RunState, error) {
+	if err := who.may(auth.VerbApprove); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, work{run: id, in: ApproveIn{Stage: stage, By: by}})
+	st, err := c.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range st.GetSpec().GetStages() {
+		if s.GetName() != stage || len(s.GetApprovalBy()) == 0 {
+			continue
+		}
+		if who.Anonymous {
+			return nil, fmt.Errorf("%w: stage %s may be approved only by %s, and this fleet runs without authentication: every caller is anonymous (start it with --auth)",
+				ErrForbidden, stage, strings.Join(s.GetApprovalBy(), ", "))
+		}
+		if !c.policy().Matches(who.Principal(), s.GetApprovalBy()) {
+			return nil, fmt.Errorf("%w: stage %s may be approved only by %s, not by %s", ErrForbidden, stage, strings.Join(s.GetApprovalBy(), ", "), who.Principal())
+		}
+	}
+	return c.call(ctx, work{run: id, in: ApproveIn{Stage: stage, By: who.Principal()}})
 }
 
-// RollbackRun sends the canary traffic of the run's rollouts in progress back to stable.
-func (c *Coordinator) RollbackRun(ctx context.Context, id, reason, by string) (*sluicev1.RunState, error) {
+// RollbackRun sends the canary traffic of the run's rollouts in progress back to stable,
+// recording who asked.
+func (c *Coordinator) RollbackRun(ctx context.Context, who Caller, id, reason string) (*sluicev1.RunState, error) {
+	if err := who.may(auth.VerbRollback); err != nil {
+		return nil, err
+	}
 	if _, err := c.GetRun(ctx, id); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, work{run: id, in: RollbackIn{Reason: reason, By: by}})
+	return c.call(ctx, work{run: id, in: RollbackIn{Reason: reason, By: who.Principal()}})
 }

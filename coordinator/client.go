@@ -11,43 +11,41 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 // Errors of the run API. Replies carry them as micro service error codes.
 var (
-	ErrNotFound      = errors.New("not found")
-	ErrBadRequest    = errors.New("bad request")
-	ErrConflict      = errors.New("conflict")
+	ErrNotFound   = errors.New("not found")
+	ErrBadRequest = errors.New("bad request")
+	ErrConflict   = errors.New("conflict")
+	// ErrForbidden: the caller's principal may not do what it asked.
+	ErrForbidden     = errors.New("forbidden")
 	ErrNoCoordinator = errors.New("no coordinator is answering")
 )
 
-// API verbs, each served on Names.API(verb).
-const (
-	verbSubmit   = "submit"
-	verbGet      = "get"
-	verbList     = "list"
-	verbCancel   = "cancel"
-	verbApprove  = "approve"
-	verbRollback = "rollback"
-)
-
-// Client calls the run API over NATS request/reply.
+// Client calls the run API over NATS request/reply, as the identity of its connection.
 type Client struct {
 	nc    *nats.Conn
 	names bus.Names
+	id    bus.Identity
 }
 
-// NewClient returns a client of the coordinators reachable through nc.
+// NewClient returns a client of the coordinators reachable through nc. It calls as the user
+// of nc's credentials (anonymous without).
 func NewClient(nc *nats.Conn, names bus.Names) *Client {
-	return &Client{nc: nc, names: names}
+	return &Client{nc: nc, names: names, id: bus.IdentityOf(nc)}
 }
+
+// Identity is who the client calls as.
+func (c *Client) Identity() bus.Identity { return c.id }
 
 // Submit starts a run and returns its initial state.
 func (c *Client) Submit(ctx context.Context, req *sluicev1.SubmitRunRequest) (*sluicev1.RunState, error) {
 	var resp sluicev1.SubmitRunResponse
-	if err := c.call(ctx, verbSubmit, req, &resp); err != nil {
+	if err := c.call(ctx, auth.VerbSubmit, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRun(), nil
@@ -56,7 +54,7 @@ func (c *Client) Submit(ctx context.Context, req *sluicev1.SubmitRunRequest) (*s
 // Get returns the state of one run.
 func (c *Client) Get(ctx context.Context, id string) (*sluicev1.RunState, error) {
 	var resp sluicev1.GetRunResponse
-	if err := c.call(ctx, verbGet, &sluicev1.GetRunRequest{Id: id}, &resp); err != nil {
+	if err := c.call(ctx, auth.VerbGet, &sluicev1.GetRunRequest{Id: id}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRun(), nil
@@ -65,7 +63,7 @@ func (c *Client) Get(ctx context.Context, id string) (*sluicev1.RunState, error)
 // List returns run summaries, newest first.
 func (c *Client) List(ctx context.Context, req *sluicev1.ListRunsRequest) ([]*sluicev1.RunSummary, error) {
 	var resp sluicev1.ListRunsResponse
-	if err := c.call(ctx, verbList, req, &resp); err != nil {
+	if err := c.call(ctx, auth.VerbList, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRuns(), nil
@@ -74,40 +72,41 @@ func (c *Client) List(ctx context.Context, req *sluicev1.ListRunsRequest) ([]*sl
 // Cancel stops a run: queued tasks are purged and running steps are killed.
 func (c *Client) Cancel(ctx context.Context, id, reason string) (*sluicev1.RunState, error) {
 	var resp sluicev1.CancelRunResponse
-	if err := c.call(ctx, verbCancel, &sluicev1.CancelRunRequest{Id: id, Reason: reason}, &resp); err != nil {
+	if err := c.call(ctx, auth.VerbCancel, &sluicev1.CancelRunRequest{Id: id, Reason: reason}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRun(), nil
 }
 
-// Approve releases a stage that waits for approval.
-func (c *Client) Approve(ctx context.Context, id, stage, approver string) (*sluicev1.RunState, error) {
+// Approve releases a stage that waits for approval, as the client's principal.
+func (c *Client) Approve(ctx context.Context, id, stage string) (*sluicev1.RunState, error) {
 	var resp sluicev1.ApproveStageResponse
-	req := &sluicev1.ApproveStageRequest{Id: id, Stage: stage, Approver: approver}
-	if err := c.call(ctx, verbApprove, req, &resp); err != nil {
+	req := &sluicev1.ApproveStageRequest{Id: id, Stage: stage}
+	if err := c.call(ctx, auth.VerbApprove, req, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRun(), nil
 }
 
 // Rollback sends the canary traffic of the run's rollouts in progress back to stable.
-func (c *Client) Rollback(ctx context.Context, id, reason, by string) (*sluicev1.RunState, error) {
+func (c *Client) Rollback(ctx context.Context, id, reason string) (*sluicev1.RunState, error) {
 	var resp sluicev1.RollbackRunResponse
-	if err := c.call(ctx, verbRollback, &sluicev1.RollbackRunRequest{Id: id, Reason: reason, By: by}, &resp); err != nil {
+	if err := c.call(ctx, auth.VerbRollback, &sluicev1.RollbackRunRequest{Id: id, Reason: reason}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.GetRun(), nil
 }
 
-func (c *Client) call(ctx context.Context, verb string, req, resp proto.Message) error {
+func (c *Client) call(ctx context.Context, verb auth.Verb, req, resp proto.Message) error {
 	data, err := proto.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", verb, err)
 	}
-	msg, err := c.nc.RequestWithContext(ctx, c.names.API(verb), data)
+	subject := c.names.API(string(verb), c.id)
+	msg, err := c.nc.RequestWithContext(ctx, subject, data)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%s: %w on %s (start one with `sluice dev` or `sluice coordinator`)", verb, ErrNoCoordinator, c.names.API(verb))
+			return fmt.Errorf("%s: %w on %s (start one with `sluice dev` or `sluice coordinator`)", verb, ErrNoCoordinator, subject)
 		}
 		return fmt.Errorf("%s: %w", verb, err)
 	}
@@ -132,6 +131,8 @@ func codeError(code int) error {
 		return ErrNotFound
 	case 409:
 		return ErrConflict
+	case 403:
+		return ErrForbidden
 	}
 	return errors.New("coordinator error")
 }
@@ -145,6 +146,8 @@ func errorCode(err error) int {
 		return 404
 	case errors.Is(err, ErrConflict):
 		return 409
+	case errors.Is(err, ErrForbidden):
+		return 403
 	}
 	return 500
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
@@ -29,9 +30,10 @@ type Config struct {
 	Bus   bus.Config
 	// HTTPAddr serves the HTTP API and dashboard when set (loopback by default in the CLI).
 	HTTPAddr string
-	// APIToken guards mutating HTTP calls; without one they are refused.
-	APIToken string
-	Logger   *slog.Logger
+	// Auth is the fleet's trust file, policy and evidence key (`sluice auth init`). Without
+	// it the HTTP API is read-only, no ref is protected, and no evidence is signed.
+	Auth   *auth.Fleet
+	Logger *slog.Logger
 	// ID names this coordinator in logs and events (hostname-pid by default).
 	ID     string
 	Policy Policy
@@ -82,9 +84,15 @@ type Coordinator struct {
 	lockKV jetstream.KeyValue
 	locker *locker
 	tasks  jetstream.Stream
-	cache  *runCache
-	lanes  []chan work
-	ready  chan struct{}
+	// leaseKey derives each task's lease; shared by every coordinator of the fleet.
+	leaseKey []byte
+	rejected resultCounters
+	// authenticated: the server checks credentials and permissions, so the principals in
+	// API subjects are the callers'. Without it every caller is anonymous.
+	authenticated bool
+	cache         *runCache
+	lanes         []chan work
+	ready         chan struct{}
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -137,6 +145,14 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if c.tasks, err = c.js.Stream(ctx, c.cfg.Names.TasksStream()); err != nil {
 		return fmt.Errorf("open %s: %w", c.cfg.Names.TasksStream(), err)
 	}
+	secrets, err := c.js.KeyValue(ctx, c.cfg.Names.SecretsBucket())
+	if err != nil {
+		return fmt.Errorf("open %s: %w", c.cfg.Names.SecretsBucket(), err)
+	}
+	if c.leaseKey, err = openLeaseKey(ctx, secrets); err != nil {
+		return err
+	}
+	c.authenticated = c.nc.AuthRequired()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -301,6 +317,7 @@ func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
 			d.PurgeQueued = d.PurgeQueued || di.PurgeQueued
 			d.Acquire = append(d.Acquire, di.Acquire...)
 			d.Release = append(d.Release, di.Release...)
+			d.Evidence = append(d.Evidence, di.Evidence...)
 		}
 		if !changed && rev != 0 {
 			// Dropping an input is only right on the latest state: a peer may have moved
@@ -314,6 +331,13 @@ func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
 			}
 			finishEach(ws, st, errs)
 			return
+		}
+		// Evidence goes into the state it describes, so a crash before the commit leaves
+		// the input to be decided (and the evidence written) again.
+		for _, stage := range d.Evidence {
+			if err := c.writeEvidence(ctx, next, stage); err != nil {
+				c.log.Error("gate evidence not written", "run", run, "stage", stage, "err", err)
+			}
 		}
 		newRev, err := c.commit(ctx, run, next, rev)
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -454,6 +478,7 @@ func taskID(t *sluicev1.Task) string {
 }
 
 func (c *Coordinator) publishTask(t *sluicev1.Task) (jetstream.PubAckFuture, error) {
+	t.Lease = c.lease(t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex(), t.GetRollout().GetSeq())
 	data, err := proto.Marshal(t)
 	if err != nil {
 		return nil, err

@@ -25,10 +25,10 @@ type ResultIn struct{ Result *sluicev1.Result }
 // Tick is the passing of time: due retries are dispatched and overdue attempts failed.
 type Tick struct{}
 
-// CancelIn stops the run.
-type CancelIn struct{ Reason string }
+// CancelIn stops the run; By is the authenticated principal that asked.
+type CancelIn struct{ Reason, By string }
 
-// ApproveIn releases a stage that waits for approval.
+// ApproveIn releases a stage that waits for approval; By is the authenticated principal.
 type ApproveIn struct{ Stage, By string }
 
 // MaxDelivered reports a task the server gave up redelivering.
@@ -67,6 +67,10 @@ type Decision struct {
 	// Release gives back the locks of stages that no longer need them (possibly with no
 	// change of state: a lock granted to a stage that stopped waiting).
 	Release []LockOp
+	// Evidence names the stages whose rollout this decision ended (promoted or rolled
+	// back): the planner signs the gate's evidence and records it as their artifact before
+	// the state is stored.
+	Evidence []string
 	// Err rejects the input (e.g. approving a stage that does not wait); State is nil then.
 	Err error
 }
@@ -99,6 +103,7 @@ func NewRun(id string, spec *sluicev1.PipelineSpec, req *sluicev1.SubmitRunReque
 		Status:       sluicev1.RunStatus_RUN_STATUS_RUNNING,
 		Ref:          req.GetRef(),
 		SourceDigest: req.GetSourceDigest(),
+		Commit:       req.GetCommit(),
 		Vars:         req.GetVars(),
 		CreatedAt:    timestamppb.New(now),
 		UpdatedAt:    timestamppb.New(now),
@@ -124,7 +129,7 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) Decision 
 	}
 	d.releaseLocks()
 	d.st.UpdatedAt = timestamppb.New(now)
-	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases}
+	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence}
 }
 
 type decider struct {
@@ -136,6 +141,7 @@ type decider struct {
 	purge    bool
 	acquire  []LockOp
 	releases []LockOp
+	evidence []string
 	err      error
 }
 
@@ -148,6 +154,8 @@ func (d *decider) apply(in Input) bool {
 			}
 		case RollbackIn:
 			d.err = fmt.Errorf("%w: run %s already %s; no rollout in progress", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
+		case ApproveIn:
+			d.err = fmt.Errorf("%w: run %s already %s; nothing to approve", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 		case LockGranted:
 			d.lockGranted(in.Stage)
 		}
@@ -163,7 +171,7 @@ func (d *decider) apply(in Input) bool {
 	case Tick:
 		return d.tick()
 	case CancelIn:
-		d.cancel(in.Reason)
+		d.cancel(in.Reason, in.By)
 		return true
 	case ApproveIn:
 		return d.approve(in.Stage, in.By)
@@ -587,9 +595,14 @@ func (d *decider) tick() bool {
 	return changed
 }
 
-func (d *decider) cancel(reason string) {
+func (d *decider) cancel(reason, by string) {
 	if reason == "" {
 		reason = "cancelled"
+	}
+	msg := reason
+	if by != "" {
+		msg = fmt.Sprintf("%s (cancelled by %s)", reason, by)
+		d.st.CancelledBy = by
 	}
 	for _, s := range d.st.GetStages() {
 		if s.GetStatus().Terminal() {
@@ -603,41 +616,41 @@ func (d *decider) cancel(reason string) {
 	}
 	d.st.Status = sluicev1.RunStatus_RUN_STATUS_CANCELLED
 	d.st.CancelReason = reason
-	d.st.Message = reason
+	d.st.Message = msg
 	d.st.FinishedAt = timestamppb.New(d.now)
 	d.purge = true
 	d.cancels = append(d.cancels, &sluicev1.CancelSignal{RunId: d.st.GetId(), Reason: reason})
-	d.emit("run.cancelled", "", 0, reason)
+	ev := d.emit("run.cancelled", "", 0, msg)
+	if by != "" {
+		ev.Detail = map[string]string{"by": by}
+	}
 }
 
 func (d *decider) approve(stage, by string) bool {
 	i, s := d.stage(stage)
+	if by == "" {
+		by = "unknown"
+	}
 	switch {
 	case s == nil:
 		d.err = fmt.Errorf("%w: run %s has no stage %q", ErrNotFound, d.st.GetId(), stage)
 		return false
 	case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RUNNING && rolloutActive(s):
-		if by == "" {
-			by = "unknown"
-		}
 		return d.rolloutApprove(i, s, by)
 	case d.spec(i).GetApproval() != "required":
 		d.err = fmt.Errorf("%w: stage %s does not require approval", ErrConflict, stage)
 		return false
-	case s.GetApprovedBy() != "":
+	case s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL:
+		d.err = fmt.Errorf("%w: stage %s is %s, not waiting for approval; nothing to approve", ErrConflict, stage, s.GetStatus().Short())
+		if s.GetApprovedBy() != "" {
+			d.err = fmt.Errorf("%w: stage %s was approved already, by %s", ErrConflict, stage, s.GetApprovedBy())
+		}
 		return false
-	case s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_PENDING:
-		d.err = fmt.Errorf("%w: stage %s is %s; nothing to approve", ErrConflict, stage, s.GetStatus().Short())
-		return false
-	}
-	if by == "" {
-		by = "unknown"
 	}
 	s.ApprovedBy = by
-	d.emit("stage.approved", stage, 0, "approved by "+by)
-	if s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL {
-		d.dispatchLocked(i)
-	}
+	ev := d.emit("stage.approved", stage, 0, "approved by "+by)
+	ev.Detail = map[string]string{"by": by}
+	d.dispatchLocked(i)
 	return true
 }
 

@@ -309,19 +309,26 @@ func TestDecideApproval(t *testing.T) {
 	if got := taskStages(d); !slices.Equal(got, []string{"gate"}) {
 		t.Fatalf("approve dispatched %v", got)
 	}
-	if d := h.do(ApproveIn{Stage: "gate", By: "carol"}); d.Err != nil || d.State != nil {
-		t.Fatalf("second approval: %v", d.Err)
+	if d := h.do(ApproveIn{Stage: "gate", By: "carol"}); !errors.Is(d.Err, ErrConflict) || !strings.Contains(d.Err.Error(), "carol") {
+		t.Fatalf("second approval: %v, want a conflict naming the first approver", d.Err)
+	}
+	if got := h.st.GetStages()[1].GetApprovedBy(); got != "carol" {
+		t.Fatalf("approved by %q", got)
 	}
 }
 
-func TestDecidePreApprovalSkipsTheWait(t *testing.T) {
+// An approval is for a stage that waits: approving one whose needs have not passed yet is a
+// conflict, so nobody can sign off on work that has not been checked.
+func TestDecideApprovingAStageThatDoesNotWaitIsAConflict(t *testing.T) {
 	gate := stage("gate", "a")
 	gate.Approval = "required"
 	h := newHarness(t, "main", stage("a"), gate)
 	h.do(Start{})
-	h.do(ApproveIn{Stage: "gate", By: "dave"})
-	if d := h.do(passed("a", 1)); !slices.Equal(taskStages(d), []string{"gate"}) {
-		t.Fatalf("pre-approved gate not dispatched: %v", taskStages(d))
+	if d := h.do(ApproveIn{Stage: "gate", By: "dave"}); !errors.Is(d.Err, ErrConflict) || !strings.Contains(d.Err.Error(), "pending") {
+		t.Fatalf("approving a pending stage: %v, want a conflict", d.Err)
+	}
+	if d := h.do(passed("a", 1)); len(taskStages(d)) != 0 || h.status("gate") != sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL {
+		t.Fatalf("gate %v after its needs passed, tasks %v: it must wait for an approval", h.status("gate"), taskStages(d))
 	}
 }
 

@@ -64,6 +64,9 @@ func (c *Coordinator) eventMsg(st *sluicev1.RunState, ev *sluicev1.Event) (*nats
 	msg.Header.Set(ceTime, ev.GetTime().AsTime().Format(time.RFC3339Nano))
 	msg.Header.Set(ceSubject, subject)
 	msg.Header.Set(contentType, "application/protobuf")
+	if c.cfg.Auth != nil && c.cfg.Auth.EvidenceKey != nil && signedEvents[ev.GetType()] {
+		msg.Header.Set(HeaderSignature, signEvent(c.cfg.Auth.EvidenceKey, data))
+	}
 	if st.GetTraceparent() != "" {
 		msg.Header.Set("traceparent", st.GetTraceparent())
 	}

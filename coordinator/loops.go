@@ -133,13 +133,18 @@ func (c *Coordinator) consumeResults(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("results consumer: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var r sluicev1.Result
-		if err := proto.Unmarshal(msg.Data(), &r); err != nil || r.GetRunId() == "" {
-			c.log.Warn("undecodable result dropped", "subject", msg.Subject(), "err", err)
-			_ = msg.Term()
+		r, publisher, err := c.admitResult(msg)
+		if err != nil {
+			var rej *errResult
+			if errors.As(err, &rej) {
+				rej.counter.Add(1)
+			}
+			c.log.Warn("result dropped", "reason", err.Error(), "publisher", publisher.Principal(), "subject", msg.Subject(),
+				"run", r.GetRunId(), "stage", r.GetStage(), "attempt", r.GetAttempt(), "phase", r.GetPhase().String())
+			_ = msg.TermWithReason("sluice coordinator: " + err.Error())
 			return
 		}
-		w := work{run: r.GetRunId(), in: ResultIn{Result: &r}, done: func(_ *sluicev1.RunState, err error) {
+		w := work{run: r.GetRunId(), in: ResultIn{Result: r}, done: func(_ *sluicev1.RunState, err error) {
 			switch {
 			case err == nil:
 				_ = msg.Ack()

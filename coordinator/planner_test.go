@@ -41,10 +41,13 @@ func startCoordinator(t *testing.T, env *bustest.Env, mutate ...func(*Config)) (
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	waitFor(t, "coordinator API", func() bool {
-		_, err := NewClient(env.NC, env.Config.Names).List(ctx, &sluicev1.ListRunsRequest{})
-		return err == nil
-	})
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("coordinator stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("coordinator not ready after 20s")
+	}
 	stop := func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -77,6 +80,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 type scriptedWorker struct {
 	t      *testing.T
 	env    *bustest.Env
+	js     jetstream.JetStream
+	id     bus.Identity
 	mu     sync.Mutex
 	seen   map[string]int // task msg id -> deliveries seen
 	held   []jetstream.Msg
@@ -90,8 +95,14 @@ func startWorker(t *testing.T, env *bustest.Env, decide func(*sluicev1.Task) *sl
 
 func startKindWorker(t *testing.T, env *bustest.Env, kind sluicev1.StageKind, decide func(*sluicev1.Task) *sluicev1.Result) *scriptedWorker {
 	t.Helper()
-	w := &scriptedWorker{t: t, env: env, seen: map[string]int{}, decide: decide}
-	cons, err := bus.WorkerConsumer(t.Context(), env.JS, env.Config, kind.Slug(), "default", 1000)
+	return startWorkerAs(t, env, env.JS, scripted, kind, decide)
+}
+
+// startWorkerAs is a scripted worker on its own connection (js), publishing as id.
+func startWorkerAs(t *testing.T, env *bustest.Env, js jetstream.JetStream, id bus.Identity, kind sluicev1.StageKind, decide func(*sluicev1.Task) *sluicev1.Result) *scriptedWorker {
+	t.Helper()
+	w := &scriptedWorker{t: t, env: env, js: js, id: id, seen: map[string]int{}, decide: decide}
+	cons, err := bus.WorkerConsumer(t.Context(), js, env.Config, kind.Slug(), "default", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,18 +138,28 @@ func (w *scriptedWorker) report(task *sluicev1.Task, r *sluicev1.Result) {
 	if r.Phase == sluicev1.ResultPhase_RESULT_PHASE_UNSPECIFIED {
 		r.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 	}
-	publishResult(w.t, w.env, r)
+	publishResultAs(w.t, w.env, w.js, w.id, r, task.GetLease())
 }
 
-func publishResult(t *testing.T, env *bustest.Env, r *sluicev1.Result) {
+// scripted is the identity the scripted workers publish under.
+var scripted = bus.Identity{Role: "worker-static", Name: "scripted"}
+
+// publishResult publishes r as the holder of a task with lease does: signed with it.
+func publishResult(t *testing.T, env *bustest.Env, r *sluicev1.Result, lease []byte) {
+	t.Helper()
+	publishResultAs(t, env, env.JS, scripted, r, lease)
+}
+
+func publishResultAs(t *testing.T, env *bustest.Env, js jetstream.JetStream, id bus.Identity, r *sluicev1.Result, lease []byte) {
 	t.Helper()
 	data, _ := proto.Marshal(r)
-	msg := nats.NewMsg(env.Config.Names.Result(r.GetRunId()))
+	msg := nats.NewMsg(env.Config.Names.Result(r.GetRunId(), id))
 	msg.Data = data
+	msg.Header.Set(bus.HeaderProof, bus.Prove(lease, data))
 	task := &sluicev1.Task{RunId: r.GetRunId(), Stage: r.GetStage(), Attempt: r.GetAttempt(), ShardIndex: r.GetShardIndex(), ShardCount: 1,
 		Rollout: &sluicev1.RolloutTask{Seq: r.GetRolloutSeq()}}
 	msg.Header.Set(nats.MsgIdHdr, bus.ResultMsgID(bus.TaskID(task), strings.ToLower(r.GetPhase().String())))
-	if _, err := env.JS.PublishMsg(context.Background(), msg); err != nil {
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 		t.Errorf("publish result: %v", err)
 	}
 }
@@ -237,18 +258,18 @@ func TestPlannerIgnoresDuplicateAndStaleResults(t *testing.T) {
 		t.Fatalf("retry attempt %d", t2.GetAttempt())
 	}
 	// A late pass from attempt 1 must not pass the stage.
-	publishResult(t, env, &sluicev1.Result{RunId: st.GetId(), Stage: "a", Attempt: 1, Phase: sluicev1.ResultPhase_RESULT_PHASE_FINAL, Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "late"})
+	publishResult(t, env, &sluicev1.Result{RunId: st.GetId(), Stage: "a", Attempt: 1, Phase: sluicev1.ResultPhase_RESULT_PHASE_FINAL, Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "late"}, t1.GetLease())
 	w.report(t2, &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "w2"})
 	tb := <-tasks
 	w.report(tb, &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED})
 	// A duplicate FAILED for b's finished attempt (under a new msg id) changes nothing.
-	publishResult(t, env, &sluicev1.Result{RunId: st.GetId(), Stage: "b", Attempt: 1, Phase: sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: "dup", Delivery: 2})
+	publishResult(t, env, &sluicev1.Result{RunId: st.GetId(), Stage: "b", Attempt: 1, Phase: sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: "dup", Delivery: 2}, tb.GetLease())
 	final := waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
 	if got := final.GetStages()[0].GetShards()[0].GetWorker(); got != "w2" {
 		t.Fatalf("stage a recorded worker %q; the stale attempt's result must be ignored", got)
 	}
 	before := runEvents(t, env, st.GetId())
-	publishResult(t, env, &sluicev1.Result{RunId: st.GetId(), Stage: "b", Attempt: 1, Phase: sluicev1.ResultPhase_RESULT_PHASE_FINAL, Outcome: sluicev1.Outcome_OUTCOME_FAILED, Worker: "dup2"})
+	publishResult(t, env, &sluicev1.Result{RunId: st.GetId(), Stage: "b", Attempt: 1, Phase: sluicev1.ResultPhase_RESULT_PHASE_FINAL, Outcome: sluicev1.Outcome_OUTCOME_FAILED, Worker: "dup2"}, tb.GetLease())
 	time.Sleep(200 * time.Millisecond)
 	after := runEvents(t, env, st.GetId())
 	if len(after) != len(before) {
@@ -428,8 +449,8 @@ func TestAPIErrors(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"get":      func() error { _, err := client.Get(t.Context(), "nope"); return err },
 		"cancel":   func() error { _, err := client.Cancel(t.Context(), "nope", ""); return err },
-		"approve":  func() error { _, err := client.Approve(t.Context(), "nope", "x", ""); return err },
-		"rollback": func() error { _, err := client.Rollback(t.Context(), "nope", "", ""); return err },
+		"approve":  func() error { _, err := client.Approve(t.Context(), "nope", "x"); return err },
+		"rollback": func() error { _, err := client.Rollback(t.Context(), "nope", ""); return err },
 	} {
 		if err := call(); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 			t.Errorf("%s of an unknown run: %v, want ErrNotFound naming it", name, err)
@@ -445,47 +466,21 @@ func TestAPIErrors(t *testing.T) {
 	}
 }
 
-func TestHTTPAPI(t *testing.T) {
+func TestHTTPAPIWithoutAuthIsReadOnly(t *testing.T) {
 	env := bustest.Start(t, bus.Config{})
-	c, _ := startCoordinator(t, env, func(c *Config) { c.APIToken = "s3cret" })
+	c, _ := startCoordinator(t, env)
 	startWorker(t, env, pass)
 	srv := httptest.NewServer(c.Handler())
 	defer srv.Close()
-
-	body := `{"specYaml":"version: 1\nname: web\nstages:\n  a: {kind: static, run: [\"true\"]}\n","ref":"main"}`
-	post := func(path, token, body string) *http.Response {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	if resp := post("/api/v1/runs", "", body); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("submit without a token: %d", resp.StatusCode)
-	}
-	if resp := post("/api/v1/runs", "wrong", body); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("submit with a wrong token: %d", resp.StatusCode)
-	}
-	resp := post("/api/v1/runs", "s3cret", body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("submit: %d", resp.StatusCode)
-	}
-	runs := c.ListRuns(&sluicev1.ListRunsRequest{})
-	if len(runs) != 1 {
-		t.Fatalf("%d runs listed", len(runs))
-	}
-	waitRun(t, env, runs[0].GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+	st := submit(t, env, "main", stage("a"))
+	waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
 	for path, want := range map[string]int{
-		"/api/v1/runs":                    200,
-		"/api/v1/runs/" + runs[0].GetId(): 200,
-		"/api/v1/runs/nope":               404,
-		"/":                               200,
-		"/runs/" + runs[0].GetId():        200,
-		"/healthz":                        200,
+		"/api/v1/runs":               200,
+		"/api/v1/runs/" + st.GetId(): 200,
+		"/api/v1/runs/nope":          404,
+		"/":                          200,
+		"/runs/" + st.GetId():        200,
+		"/healthz":                   200,
 	} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
@@ -495,8 +490,13 @@ func TestHTTPAPI(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	if resp := post(fmt.Sprintf("/api/v1/runs/%s/cancel", runs[0].GetId()), "s3cret", ""); resp.StatusCode != http.StatusConflict {
-		t.Fatalf("cancel of a passed run: %d, want 409", resp.StatusCode)
+	body := `{"specYaml":"version: 1\nname: web\nstages:\n  a: {kind: static, run: [\"true\"]}\n","ref":"main"}`
+	resp, err := http.Post(srv.URL+"/api/v1/runs", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("submit over HTTP on a fleet without authentication: %d, want 403", resp.StatusCode)
 	}
 }
 

@@ -149,6 +149,7 @@ func (d *decider) promote(i int, s *sluicev1.StageState) {
 	s.Message = fmt.Sprintf("promoted: canary at %d%% after %d steps", ro.GetWeight(), len(d.spec(i).GetRollout().GetSteps()))
 	ev := d.emit("rollout.promoted", s.GetName(), s.GetAttempt(), s.GetMessage())
 	ev.Detail = map[string]string{"weight": strconv.Itoa(int(ro.GetWeight()))}
+	d.evidence = append(d.evidence, s.GetName())
 	d.emit("stage.passed", s.GetName(), s.GetAttempt(), durationMsg(s))
 	d.advance()
 }
@@ -230,6 +231,7 @@ func (d *decider) rolloutResult(i int, s *sluicev1.StageState, r *sluicev1.Resul
 		ro.Phase = phaseRolledBack
 		ev := d.emit("rollout.rolled_back", s.GetName(), s.GetAttempt(), fmt.Sprintf("canary %d%% -> 0%%: %s", from, ro.GetReason()))
 		ev.Detail = map[string]string{"from_weight": strconv.Itoa(int(from)), "reason": ro.GetReason()}
+		d.evidence = append(d.evidence, s.GetName())
 		d.endRollout(i, s, "rolled back: "+ro.GetReason())
 	}
 }
@@ -331,11 +333,13 @@ func (d *decider) rolloutApprove(i int, s *sluicev1.StageState, by string) bool 
 	ro := s.GetRollout()
 	switch ro.GetPhase() {
 	case phaseWaiting:
-		d.emit("stage.approved", s.GetName(), s.GetAttempt(), fmt.Sprintf("rollout step %d approved by %s", ro.GetStep()+1, by))
+		ev := d.emit("stage.approved", s.GetName(), s.GetAttempt(), fmt.Sprintf("rollout step %d approved by %s", ro.GetStep()+1, by))
+		ev.Detail = map[string]string{"by": by, "step": strconv.Itoa(int(ro.GetStep() + 1))}
 		d.beginStep(i, s, ro.GetStep())
 		return true
 	case phaseFrozen:
-		d.emit("stage.approved", s.GetName(), s.GetAttempt(), fmt.Sprintf("frozen rollout continued by %s", by))
+		ev := d.emit("stage.approved", s.GetName(), s.GetAttempt(), fmt.Sprintf("frozen rollout continued by %s", by))
+		ev.Detail = map[string]string{"by": by}
 		ro.Reason = ""
 		d.beginStep(i, s, ro.GetStep()+1)
 		return true

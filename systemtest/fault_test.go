@@ -192,7 +192,7 @@ func (c *cluster) stage(id, name string) *sluicev1.StageState {
 func (c *cluster) finals(run, stage string) []*sluicev1.Result {
 	c.t.Helper()
 	var out []*sluicev1.Result
-	for _, msg := range bustest.Stored(c.t, c.env.JS, c.env.Config.Names.ResultsStream(), c.env.Config.Names.Result(run)) {
+	for _, msg := range bustest.Stored(c.t, c.env.JS, c.env.Config.Names.ResultsStream(), c.env.Config.Names.RunResults(run)) {
 		var r sluicev1.Result
 		if err := proto.Unmarshal(msg.Data(), &r); err != nil {
 			c.t.Fatal(err)

@@ -129,7 +129,7 @@ type gotResult struct {
 func (h *harness) results(t testing.TB, run string, done func([]gotResult) bool) []gotResult {
 	t.Helper()
 	cons, err := h.env.JS.OrderedConsumer(t.Context(), h.names.ResultsStream(),
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.names.Result(run)}})
+		jetstream.OrderedConsumerConfig{FilterSubjects: []string{h.names.RunResults(run)}})
 	if err != nil {
 		t.Fatal(err)
 	}

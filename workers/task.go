@@ -2,8 +2,6 @@ package workers
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers/exec"
 )
@@ -36,6 +35,15 @@ type Task struct {
 	Delivery int // 1 on the first delivery of the task
 
 	artifacts jetstream.ObjectStore
+	// artifactPrefix names this delivery's objects: <run>/<stage>/<attempt>.<shard>.<delivery>/.
+	artifactPrefix string
+}
+
+// artifactPrefix is where one delivery of a task stores its artifacts. No two deliveries
+// share it, so storing never replaces an object, which a worker may not do: replacing means
+// purging the old chunks, and the server lets no worker purge what others stored.
+func artifactPrefix(t *sluicev1.Task, delivery int) string {
+	return fmt.Sprintf("%s/%s/%d.%d.%d/", t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex(), delivery)
 }
 
 // RunSteps runs commands with t.Exec and maps the outcome: all exit 0 is PASSED, a non-zero
@@ -71,15 +79,15 @@ func (t *Task) RunSteps(ctx context.Context, commands []string) *sluicev1.Result
 	return res
 }
 
-// UploadArtifact stores r in the artifacts object store as <run>/<stage>/<name> and returns
-// its reference; name may contain slashes ("reports/junit.xml"). A later attempt of the
-// stage replaces the object.
+// UploadArtifact stores r in the artifacts object store under this delivery's prefix
+// (<run>/<stage>/<attempt>.<shard>.<delivery>/<name>) and returns its reference, whose name
+// is name; name may contain slashes ("reports/junit.xml").
 func (t *Task) UploadArtifact(ctx context.Context, name, contentType string, r io.Reader) (*sluicev1.ArtifactRef, error) {
 	clean := path.Clean(name)
 	if name == "" || path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
 		return nil, fmt.Errorf("%w: %q", ErrBadArtifactName, name)
 	}
-	object := t.Task.GetRunId() + "/" + t.Task.GetStage() + "/" + clean
+	object := t.artifactPrefix + clean
 	meta := jetstream.ObjectMeta{Name: object, Description: "artifact of stage " + t.Task.GetStage()}
 	if contentType != "" {
 		meta.Headers = nats.Header{"Content-Type": []string{contentType}}
@@ -90,20 +98,6 @@ func (t *Task) UploadArtifact(ctx context.Context, name, contentType string, r i
 	}
 	return &sluicev1.ArtifactRef{
 		Name: clean, Object: object, ContentType: contentType, Size: int64(info.Size),
-		Digest: sha256Digest(info.Digest),
+		Digest: bus.ObjectDigest(info.Digest),
 	}, nil
-}
-
-// sha256Digest renders the object store's "SHA-256=<base64url>" as "sha256:<hex>", the form
-// source bundles use, keeping the store's form if it does not parse.
-func sha256Digest(d string) string {
-	b64, ok := strings.CutPrefix(d, "SHA-256=")
-	if !ok {
-		return d
-	}
-	sum, err := base64.URLEncoding.DecodeString(b64)
-	if err != nil {
-		return d
-	}
-	return "sha256:" + hex.EncodeToString(sum)
 }

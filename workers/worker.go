@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,9 @@ type Worker struct {
 	// Set by Run before any task starts.
 	sources   *source.Cache
 	artifacts jetstream.ObjectStore
+
+	// id is who the worker's connection is; results go out under it.
+	id bus.Identity
 
 	mu          sync.Mutex
 	inflight    map[*inflight]struct{}
@@ -174,15 +178,41 @@ func New(nc *nats.Conn, c Config) (*Worker, error) {
 		}
 		handlers[k] = h
 	}
+	id, err := workerIdentity(nc, c)
+	if err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
 	return &Worker{
-		nc: nc, js: js, c: c, handlers: handlers,
+		nc: nc, js: js, c: c, handlers: handlers, id: id,
 		log:      c.Logger.With("worker", c.ID, "pool", c.Pool),
 		inflight: make(map[*inflight]struct{}),
 	}, nil
+}
+
+// workerIdentity is the identity results go out under. A worker with credentials must serve
+// exactly its role's kind and one of its pools: the server would refuse anything else, task
+// by task, so it is refused here, once, with what to do.
+func workerIdentity(nc *nats.Conn, c Config) (bus.Identity, error) {
+	id := bus.IdentityOf(nc)
+	if id.Anonymous() {
+		id.Name = bus.Tokenize(c.ID)
+		return id, nil
+	}
+	for _, k := range c.Kinds {
+		if id.Role != "worker-"+k.Slug() {
+			return id, fmt.Errorf("%w: the credentials are those of %s, which may not serve kind %s: use worker-%s credentials (one connection per kind; `sluice worker --auth DIR` does it)",
+				ErrBadConfig, id.Principal(), k.Slug(), k.Slug())
+		}
+	}
+	if !slices.Contains(id.Pools, c.Pool) {
+		return id, fmt.Errorf("%w: the credentials of %s serve pools %v, not %q: mint a user for it with `sluice auth add-user %s NAME --pools %s`",
+			ErrBadConfig, id.Principal(), id.Pools, c.Pool, id.Role, c.Pool)
+	}
+	return id, nil
 }
 
 // Run serves tasks until ctx is done, then stops pulling at once, gives in-flight tasks
@@ -448,6 +478,7 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 		Task: task, Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice,
 		Exec:   &exec.Runner{Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice},
 		Logger: log, Delivery: delivery, artifacts: w.artifacts,
+		artifactPrefix: artifactPrefix(task, delivery),
 	}
 	return callHandler(hctx, w.handlers[kind], t), dir
 }
@@ -512,9 +543,12 @@ func (w *Worker) publishResult(task *sluicev1.Task, res *sluicev1.Result) error 
 	if err != nil {
 		return fmt.Errorf("encode %s result: %w", phase, err)
 	}
-	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId()), Header: taskHeader(task), Data: data}
+	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId(), w.id), Header: taskHeader(task), Data: data}
 	id := bus.ResultMsgID(bus.TaskID(task), phase)
 	msg.Header.Set(jetstream.MsgIDHeader, id)
+	// The proof that this result comes from the holder of the task: without it the
+	// coordinator drops the result.
+	msg.Header.Set(bus.HeaderProof, bus.Prove(task.GetLease(), data))
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(w.c.Names.ResultsStream())); err != nil {

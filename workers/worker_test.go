@@ -433,7 +433,8 @@ func TestRegistryHandler(t *testing.T) {
 		t.Fatalf("%s %q artifacts %v", res.Outcome, res.Message, res.Artifacts)
 	}
 	ref := res.Artifacts[0]
-	if ref.Object != "reg/build/reports/out.txt" || ref.Size != int64(len("report body")) ||
+	// Each delivery stores under its own prefix (attempt 1, shard 0, delivery 1).
+	if ref.Object != "reg/build/1.0.1/reports/out.txt" || ref.Name != "reports/out.txt" || ref.Size != int64(len("report body")) ||
 		ref.ContentType != "text/plain" || !strings.HasPrefix(ref.Digest, "sha256:") || len(ref.Digest) != 71 {
 		t.Errorf("artifact ref %v", ref)
 	}

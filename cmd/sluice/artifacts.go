@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -95,17 +98,12 @@ directory (-o DIR/), or to standard output.`,
 			if ref == nil {
 				return withCode(exitFailed, fmt.Errorf("run %s has no artifact %q in stage %q (list them with `sluice artifacts list %s`)", id, name, stage, id))
 			}
-			store, err := c.js.ObjectStore(cmd.Context(), c.names.ArtifactsStore())
+			data, err := readArtifact(cmd.Context(), c, ref)
 			if err != nil {
-				return fmt.Errorf("open %s: %w", c.names.ArtifactsStore(), err)
+				return err
 			}
-			obj, err := store.Get(cmd.Context(), ref.GetObject())
-			if err != nil {
-				return fmt.Errorf("download %s: %w", ref.GetObject(), err)
-			}
-			defer obj.Close()
 			if out == "" {
-				_, err := io.Copy(a.stdout, obj)
+				_, err := a.stdout.Write(data)
 				return err
 			}
 			path := out
@@ -115,16 +113,7 @@ directory (-o DIR/), or to standard output.`,
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				return err
 			}
-			f, err := os.Create(path)
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(f, obj); err != nil {
-				_ = f.Close()
-				_ = os.Remove(path)
-				return fmt.Errorf("download %s: %w", ref.GetObject(), err)
-			}
-			if err := f.Close(); err != nil {
+			if err := os.WriteFile(path, data, 0o644); err != nil {
 				return err
 			}
 			a.note("wrote %s (%d bytes)", path, ref.GetSize())
@@ -147,4 +136,36 @@ func findArtifact(run *sluicev1.RunState, stage, name string) *sluicev1.Artifact
 		}
 	}
 	return nil
+}
+
+// maxArtifactBytes bounds what `artifacts get` reads into memory to check its digest.
+const maxArtifactBytes = 256 << 20
+
+// readArtifact downloads an artifact and checks it still has the digest its stage recorded:
+// an object replaced after the stage ended is refused, not handed out as the stage's.
+func readArtifact(ctx context.Context, c *conn, ref *sluicev1.ArtifactRef) (_ []byte, err error) {
+	ctx, cancel := c.bind(ctx)
+	defer cancel()
+	defer func() { err = c.explain(ctx, err) }()
+	store, err := c.js.ObjectStore(ctx, c.names.ArtifactsStore())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", c.names.ArtifactsStore(), err)
+	}
+	obj, err := store.Get(ctx, ref.GetObject())
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", ref.GetObject(), err)
+	}
+	defer obj.Close()
+	data, err := io.ReadAll(io.LimitReader(obj, maxArtifactBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", ref.GetObject(), err)
+	}
+	if len(data) > maxArtifactBytes {
+		return nil, fmt.Errorf("artifact %s is larger than %d bytes", ref.GetObject(), maxArtifactBytes)
+	}
+	sum := sha256.Sum256(data)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); got != ref.GetDigest() {
+		return nil, fmt.Errorf("artifact %s has digest %s, but its stage recorded %s: it was replaced after the stage ended", ref.GetObject(), got, ref.GetDigest())
+	}
+	return data, nil
 }

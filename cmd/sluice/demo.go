@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-ci/sluice/coordinator"
+	"github.com/sluice-ci/sluice/internal/auth"
+	"github.com/sluice-ci/sluice/internal/evidence"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 func newDemoCmd(a *app) *cobra.Command {
 	var (
 		example     string
+		dataFlag    string
 		keepData    bool
 		keepRunning bool
 		badCanary   bool
@@ -40,6 +45,11 @@ blue (error rate at most 1.5x blue's, empty responses under 1%), and promotes it
 
 --bad-canary ships a green that fails 5% of its requests in production (it passes staging):
 the first analysis at 10% catches it and the coordinator rolls the traffic back to blue.
+
+The fleet runs with authentication, as a real one does: 'sluice auth init' writes its
+credentials into the data directory, the coordinator and each kind's worker connect with
+their own, and the run is submitted as submitter:default. The promotion (or rollback) leaves
+signed evidence, which the demo verifies and writes to DATA/evidence/.
 
 The load stage needs k6 (make bin/k6) and the e2e stage Chromium (Debian: chromium); 'make
 demo' provides both. Run it from the repository root, or point --example at the directory
@@ -71,18 +81,29 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 			if err != nil {
 				return err
 			}
-			dataDir, err := os.MkdirTemp("", "sluice-demo-")
-			if err != nil {
-				return fmt.Errorf("demo data dir: %w", err)
+			dataDir := dataFlag
+			if dataDir == "" {
+				if dataDir, err = os.MkdirTemp("", "sluice-demo-"); err != nil {
+					return fmt.Errorf("demo data dir: %w", err)
+				}
+			} else if entries, err := os.ReadDir(dataDir); err == nil && len(entries) > 0 {
+				return usageErrorf(cmd, "--data %s is not empty: the demo starts a fleet from nothing", dataDir)
 			}
 			if !keepData {
 				defer os.RemoveAll(dataDir)
 			}
 
+			// The demo fleet runs as a real one does: every part and client with its own
+			// credentials, the server enforcing what each role may do.
+			authDir := filepath.Join(dataDir, "auth")
+			if _, err := auth.Init(authDir, auth.InitOptions{Names: a.names()}); err != nil {
+				return fmt.Errorf("demo credentials: %w", err)
+			}
 			f, err := a.startFleet(ctx, fleetOptions{
 				dataDir:     dataDir,
 				natsListen:  "127.0.0.1:-1",
 				httpAddr:    "127.0.0.1:0",
+				authDir:     authDir,
 				kinds:       sluicev1.AllKinds(),
 				pool:        "default",
 				concurrency: 4,
@@ -95,22 +116,28 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 					a.log.Warn("demo fleet shutdown", "err", err)
 				}
 			}()
+			layout := auth.Layout{Dir: authDir}
 			fmt.Fprintf(a.stdout, "fleet up: NATS %s, dashboard %s, data %s\n", f.natsURL, f.httpURL, dataDir)
+			fmt.Fprintf(a.stdout, "auth: every part has its own credentials in %s; this run is submitted as %s\n", authDir, auth.Principal(auth.RoleSubmitter, auth.DefaultUser))
 
 			a.natsURL = f.natsURL
-			c, err := a.connect(ctx, "sluice demo")
+			c, err := a.connectAs(ctx, "sluice demo", layout.Creds(auth.RoleSubmitter, auth.DefaultUser))
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			fmt.Fprintf(a.stdout, "staging: green at %s; production: blue (stable) and green (canary%s) behind the router at %s\n",
 				env.stagingURL, map[bool]string{true: ", failing 5%", false: ""}[badCanary], env.routerAdmin)
-			run, digest, err := submitRun(ctx, c, p, example, defaultRef, vars)
+			commit, _ := gitCommit(ctx, example)
+			run, digest, err := submitRun(ctx, c, p, example, defaultRef, commit, vars)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "run %s: %s, %d stages, ref %s, source %s\n", run.GetId(), p.GetName(), len(p.GetStages()), defaultRef, shortDigest(digest))
 			status, err := followRun(ctx, c, run, a.stdout)
+			if err == nil {
+				status, err = finalStatus(ctx, c, run.GetId())
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					a.note("\ninterrupted; stopping the demo fleet")
@@ -128,6 +155,9 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 			}
 			fmt.Fprintln(a.stdout)
 			writeRollouts(a.stdout, final)
+			if err := a.demoEvidence(ctx, c, final, layout, filepath.Join(dataDir, "evidence")); err != nil {
+				return err
+			}
 			fmt.Fprintln(a.stdout, env.summary())
 			fmt.Fprintln(a.stdout)
 			fmt.Fprintf(a.stdout, "demo %s: %s in %s\n", status.Short(), stageCounts(final), span(final.GetCreatedAt(), final.GetFinishedAt()))
@@ -152,7 +182,8 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 	}
 	f := cmd.Flags()
 	f.StringVar(&example, "example", "examples", "directory of the example: its pipeline.yaml and source tree")
-	f.BoolVar(&keepData, "keep-data", false, "keep the temporary data directory")
+	f.StringVar(&dataFlag, "data", "", "empty directory for the fleet's store, credentials and evidence (default: a temporary one)")
+	f.BoolVar(&keepData, "keep-data", false, "keep the data directory (credentials, evidence) after the demo")
 	f.BoolVar(&keepRunning, "keep-running", false, "keep the fleet running after the run, until Ctrl-C")
 	f.BoolVar(&badCanary, "bad-canary", false, "ship a green that fails 5% of requests and watch the automatic rollback")
 	return cmd
@@ -220,4 +251,42 @@ func rolledBack(run *sluicev1.RunState) bool {
 		}
 	}
 	return found
+}
+
+// demoEvidence fetches the signed evidence of each rollout of the run, writes it to dir and
+// verifies it with the fleet's key, as an auditor would with 'sluice evidence verify'.
+func (a *app) demoEvidence(ctx context.Context, c *conn, run *sluicev1.RunState, l auth.Layout, dir string) error {
+	keyData, err := os.ReadFile(l.EvidencePub())
+	if err != nil {
+		return err
+	}
+	pub, err := auth.ParsePublicKey(keyData)
+	if err != nil {
+		return err
+	}
+	for _, s := range run.GetStages() {
+		for _, ref := range s.GetArtifacts() {
+			if ref.GetName() != coordinator.EvidenceArtifact {
+				continue
+			}
+			data, err := readArtifact(ctx, c, ref)
+			if err != nil {
+				return fmt.Errorf("evidence of %s: %w", s.GetName(), err)
+			}
+			st, err := evidence.Verify(data, pub)
+			if err != nil {
+				return withCode(exitFailed, fmt.Errorf("evidence of %s: %w", s.GetName(), err))
+			}
+			file := filepath.Join(dir, s.GetName()+".intoto.json")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "evidence: %s of %s signed and verified (%d stages, %d verdicts): %s\n  check it: sluice evidence verify %s --key %s (with --keep-data)\n",
+				st.Predicate.Decision, s.GetName(), len(st.Predicate.Stages), len(st.Predicate.Verdicts), file, file, l.EvidencePub())
+		}
+	}
+	return nil
 }

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator"
+	"github.com/sluice-ci/sluice/internal/auth"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -19,6 +23,7 @@ type eventsOptions struct {
 	pipeline string
 	run      string
 	asJSON   bool
+	key      string
 }
 
 func newEventsCmd(a *app) *cobra.Command {
@@ -38,7 +43,14 @@ its type and stage as fields, for jq and log shippers.
 
 Other systems subscribe to the same stream directly: subjects are
 <prefix>.event.<pipeline>.<run>.<type>, payloads are protobuf sluice.v1.Event with
-CloudEvents headers (ce-type dev.sluice.<type>.v1).`,
+CloudEvents headers (ce-type dev.sluice.<type>.v1).
+
+The events other systems act on (run.passed, run.failed, run.cancelled, rollout.promoted,
+rollout.rolled_back) carry a Sluice-Signature header: an ed25519 signature of the payload by
+the fleet's evidence key. --key DIR/evidence.pub checks it, and checks that the payload's run
+and type are the subject's; an event that fails either is reported on stderr as forged and
+not printed. Act on such an event only when it verifies: on a NATS account the server itself
+can be made to store a copy of a message on any subject (a JetStream read answered there).`,
 		Example: `  sluice events
   sluice events --follow --type stage.failed
   sluice events --pipeline hello --run 01JD3K5W7N8Q2R4T6V8X0Z2B4D
@@ -56,12 +68,28 @@ CloudEvents headers (ce-type dev.sluice.<type>.v1).`,
 				return err
 			}
 			defer c.Close()
+			var pub ed25519.PublicKey
+			if o.key != "" {
+				data, err := os.ReadFile(o.key)
+				if err != nil {
+					return usageError(cmd, fmt.Errorf("--key: %w", err))
+				}
+				if pub, err = auth.ParsePublicKey(data); err != nil {
+					return usageError(cmd, fmt.Errorf("--key %s: %w", o.key, err))
+				}
+			}
 			filter := eventsFilter(c, o)
 			err = readStream(ctx, c, c.names.EventsStream(), filter, o.follow, func(m jetstream.Msg) error {
 				var ev sluicev1.Event
 				if err := proto.Unmarshal(m.Data(), &ev); err != nil {
 					fmt.Fprintf(a.stderr, "(skipped an undecodable event on %s: %v)\n", m.Subject(), err)
 					return nil
+				}
+				if pub != nil {
+					if why := checkEvent(c, m, &ev, pub); why != "" {
+						fmt.Fprintf(a.stderr, "FORGED event on %s skipped: %s\n", m.Subject(), why)
+						return nil
+					}
 				}
 				if o.asJSON {
 					return writeJSON(a.stdout, &ev)
@@ -81,6 +109,7 @@ CloudEvents headers (ce-type dev.sluice.<type>.v1).`,
 	f.StringVar(&o.pipeline, "pipeline", "", "only events of this pipeline")
 	f.StringVar(&o.run, "run", "", "only events of this run")
 	f.BoolVar(&o.asJSON, "json", false, "one protojson Event per line")
+	f.StringVar(&o.key, "key", "", "the fleet's evidence.pub: check the signed events and the subject of every event")
 	return cmd
 }
 
@@ -111,4 +140,16 @@ func writeEventLine(w io.Writer, ev *sluicev1.Event) {
 		line += "  " + m
 	}
 	fmt.Fprintln(w, strings.TrimRight(line, " "))
+}
+
+// checkEvent says why an event is not the coordinator's, or "": its subject must name its
+// payload's pipeline, run and type, and a signed type must carry a valid signature.
+func checkEvent(c *conn, m jetstream.Msg, ev *sluicev1.Event, pub ed25519.PublicKey) string {
+	if want := c.names.Event(ev.GetPipeline(), ev.GetRunId(), ev.GetType()); m.Subject() != want {
+		return fmt.Sprintf("its payload is a %s of run %s, which belongs on %s", ev.GetType(), ev.GetRunId(), want)
+	}
+	if coordinator.SignsEvent(ev.GetType()) && !coordinator.VerifyEvent(pub, m.Data(), m.Headers().Get(coordinator.HeaderSignature)) {
+		return "no valid " + coordinator.HeaderSignature + " from the fleet's evidence key"
+	}
+	return ""
 }

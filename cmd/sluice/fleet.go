@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ci/sluice/coordinator"
+	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
@@ -26,36 +27,52 @@ const httpShutdownTimeout = 5 * time.Second
 
 // fleetOptions configure the in-process fleet of `sluice dev` and `sluice demo`.
 type fleetOptions struct {
-	dataDir     string
-	natsListen  string // "127.0.0.1:-1": any free port
-	httpAddr    string // "": no HTTP API; port 0: any free port
-	apiToken    string
+	dataDir    string
+	natsListen string // "127.0.0.1:-1": any free port
+	httpAddr   string // "": no HTTP API; port 0: any free port
+	// authDir is an auth directory from `sluice auth init`: the server runs its
+	// configuration, and the coordinator and each kind's worker connect with their own
+	// credentials. Empty: no authentication.
+	authDir     string
 	kinds       []sluicev1.StageKind
 	pool        string
 	concurrency int
 	ackWait     time.Duration
 }
 
-// fleet is an embedded NATS server with a coordinator, a worker and the HTTP API on it, all
+// fleet is an embedded NATS server with a coordinator, workers and the HTTP API on it, all
 // in this process. Each part runs in a goroutine the fleet owns; shutdown stops them in the
 // reverse order of their dependencies and waits for each.
 type fleet struct {
 	log     *slog.Logger
 	emb     *bus.Embedded
-	nc      *nats.Conn
+	conns   []*nats.Conn
 	natsURL string
 	httpURL string
 
-	stopWorker, stopCoord, stopHTTP context.CancelFunc
-	workerDone, coordDone, httpDone chan error
+	workers, coord, http []*part
+	// exited receives every part's end, in whatever order they come.
+	exited chan partEnd
+}
+
+// part is one goroutine of the fleet.
+type part struct {
+	name string
+	stop context.CancelFunc
+	done chan error
+}
+
+type partEnd struct {
+	p   *part
+	err error
 }
 
 // startFleet starts the parts in dependency order; on error it stops what it started.
 func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err error) {
-	f := &fleet{log: a.log}
+	f := &fleet{log: a.log, exited: make(chan partEnd, 16)}
 	defer func() {
 		if err != nil {
-			f.shutdown()
+			_ = f.shutdown()
 		}
 	}()
 	names := a.names()
@@ -64,20 +81,33 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	f.emb, err = bus.StartEmbedded(ctx, bus.EmbeddedOptions{
-		DataDir: filepath.Join(o.dataDir, "jetstream"),
-		Listen:  o.natsListen,
-		Logger:  a.log,
-	})
+	var fleetAuth *auth.Fleet
+	embedded := bus.EmbeddedOptions{DataDir: filepath.Join(o.dataDir, "jetstream"), Listen: o.natsListen, Logger: a.log}
+	if o.authDir != "" {
+		if fleetAuth, err = auth.LoadFleet(o.authDir); err != nil {
+			return nil, fmt.Errorf("--auth %s: %w", o.authDir, err)
+		}
+		if fleetAuth.Trust.Prefix != names.Prefix {
+			return nil, fmt.Errorf("--auth %s was made for prefix %q, not %q: pass --prefix %s", o.authDir, fleetAuth.Trust.Prefix, names.Prefix, fleetAuth.Trust.Prefix)
+		}
+		embedded.ConfigFile = fleetAuth.Layout.Config()
+	}
+	f.emb, err = bus.StartEmbedded(ctx, embedded)
 	if err != nil {
 		return nil, fmt.Errorf("start NATS on %s: %w", o.natsListen, err)
 	}
 	f.natsURL = f.emb.ClientURL()
-	f.nc, err = bus.Connect(ctx, bus.ConnectOptions{URL: f.natsURL, Name: "sluice dev"})
+	creds := func(r auth.Role) string {
+		if fleetAuth == nil {
+			return ""
+		}
+		return fleetAuth.Layout.Creds(r, auth.DefaultUser)
+	}
+	coordNC, err := f.connect(ctx, "sluice dev coordinator", creds(auth.RoleCoordinator))
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(f.nc)
+	js, err := jetstream.New(coordNC)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -85,16 +115,12 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 	if err := bus.Provision(ctx, js, cfg); err != nil {
 		return nil, fmt.Errorf("provision streams and buckets: %w", err)
 	}
-	timings, err := js.KeyValue(ctx, names.TimingsBucket())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", names.TimingsBucket(), err)
-	}
 
-	coord, err := coordinator.New(f.nc, coordinator.Config{Names: names, Bus: cfg, APIToken: o.apiToken, Logger: a.log})
+	coord, err := coordinator.New(coordNC, coordinator.Config{Names: names, Bus: cfg, Auth: fleetAuth, Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	f.stopCoord, f.coordDone = goRun(ctx, coord.Run)
+	f.coord = append(f.coord, f.goRun(ctx, "coordinator", coord.Run))
 	if err := f.awaitReady(ctx, coord); err != nil {
 		return nil, err
 	}
@@ -106,27 +132,76 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 		}
 		f.httpURL = "http://" + ln.Addr().String() + "/"
 		srv := &http.Server{Handler: coord.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		f.stopHTTP, f.httpDone = goRun(ctx, func(ctx context.Context) error { return serveHTTP(ctx, srv, ln) })
+		f.http = append(f.http, f.goRun(ctx, "HTTP API", func(ctx context.Context) error { return serveHTTP(ctx, srv, ln) }))
 	}
 
-	if len(o.kinds) > 0 {
-		w, err := workers.New(f.nc, workers.Config{
+	// Without authentication one connection serves every kind; with it each kind's worker
+	// connects with that kind's credentials, as workers on separate machines do.
+	groups := [][]sluicev1.StageKind{o.kinds}
+	if fleetAuth != nil {
+		groups = nil
+		for _, k := range o.kinds {
+			groups = append(groups, []sluicev1.StageKind{k})
+		}
+	}
+	for _, kinds := range groups {
+		if len(kinds) == 0 {
+			continue
+		}
+		nc := coordNC
+		if fleetAuth != nil {
+			if nc, err = f.connect(ctx, "sluice dev worker "+kinds[0].Slug(), creds(auth.WorkerRole(kinds[0]))); err != nil {
+				return nil, err
+			}
+		}
+		reg, err := workerRegistry(ctx, nc, names, kinds)
+		if err != nil {
+			return nil, err
+		}
+		w, err := workers.New(nc, workers.Config{
 			Names:       names,
 			Bus:         cfg,
-			Kinds:       o.kinds,
+			Kinds:       kinds,
 			Pool:        o.pool,
 			Concurrency: o.concurrency,
 			CacheDir:    filepath.Join(o.dataDir, "cache"),
 			WorkDir:     filepath.Join(o.dataDir, "work"),
 			Logger:      a.log,
-			Registry:    kindRegistry(timings),
+			Registry:    reg,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
 		}
-		f.stopWorker, f.workerDone = goRun(ctx, w.Run)
+		f.workers = append(f.workers, f.goRun(ctx, "worker "+kindSlugs(kinds), w.Run))
 	}
 	return f, nil
+}
+
+// workerRegistry is the handlers for kinds; the test kind records timings in KV.
+func workerRegistry(ctx context.Context, nc *nats.Conn, names bus.Names, kinds []sluicev1.StageKind) (*workers.Registry, error) {
+	var timings jetstream.KeyValue
+	for _, k := range kinds {
+		if k != sluicev1.StageKind_STAGE_KIND_TEST {
+			continue
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: %w", err)
+		}
+		if timings, err = js.KeyValue(ctx, names.TimingsBucket()); err != nil {
+			return nil, fmt.Errorf("open %s (is the bus provisioned? start a coordinator or `sluice dev` first): %w", names.TimingsBucket(), err)
+		}
+	}
+	return kindRegistry(timings), nil
+}
+
+func (f *fleet) connect(ctx context.Context, name, creds string) (*nats.Conn, error) {
+	nc, err := bus.Connect(ctx, bus.ConnectOptions{URL: f.natsURL, Name: name, CredsFile: creds})
+	if err != nil {
+		return nil, err
+	}
+	f.conns = append(f.conns, nc)
+	return nc, nil
 }
 
 // apiStartTimeout bounds the wait for the coordinator's run API at startup; recovering a
@@ -134,7 +209,7 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 const apiStartTimeout = 60 * time.Second
 
 // awaitReady returns once the coordinator serves the run API, so the fleet is usable when
-// startFleet returns; it ends early if the coordinator stops.
+// startFleet returns; it ends early if a part stops.
 func (f *fleet) awaitReady(ctx context.Context, coord *coordinator.Coordinator) error {
 	ctx, cancel := context.WithTimeout(ctx, apiStartTimeout)
 	defer cancel()
@@ -143,19 +218,25 @@ func (f *fleet) awaitReady(ctx context.Context, coord *coordinator.Coordinator) 
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("coordinator not up after %s: %w", apiStartTimeout, ctx.Err())
-	case err := <-f.coordDone:
-		f.coordDone = closedWith(err)
-		return partStopped("coordinator", err)
+	case e := <-f.exited:
+		return partStopped(e.p.name, e.err)
 	}
 }
 
 // goRun runs fn in a goroutine with its own cancel, so the owner decides when each part stops
-// (a signal cancels only the caller's ctx). done receives fn's result once.
-func goRun(ctx context.Context, fn func(context.Context) error) (context.CancelFunc, chan error) {
+// (a signal cancels only the caller's ctx).
+func (f *fleet) goRun(ctx context.Context, name string, fn func(context.Context) error) *part {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
-	return cancel, done
+	p := &part{name: name, stop: cancel, done: make(chan error, 1)}
+	go func() {
+		err := fn(ctx)
+		p.done <- err
+		select {
+		case f.exited <- partEnd{p, err}:
+		default:
+		}
+	}()
+	return p
 }
 
 func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
@@ -181,15 +262,8 @@ func (f *fleet) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-f.coordDone:
-		f.coordDone = closedWith(err)
-		return partStopped("coordinator", err)
-	case err := <-f.workerDone:
-		f.workerDone = closedWith(err)
-		return partStopped("worker", err)
-	case err := <-f.httpDone:
-		f.httpDone = closedWith(err)
-		return partStopped("HTTP API", err)
+	case e := <-f.exited:
+		return partStopped(e.p.name, e.err)
 	}
 }
 
@@ -200,33 +274,24 @@ func partStopped(part string, err error) error {
 	return fmt.Errorf("%s stopped: %w", part, err)
 }
 
-// closedWith is a done channel that already holds err, for a part whose result was taken.
-func closedWith(err error) chan error {
-	ch := make(chan error, 1)
-	ch <- err
-	return ch
-}
-
 // shutdown stops the workers first (they finish or hand back their tasks while the
 // coordinator still records results), then the HTTP API and the coordinator, then the
-// connection and the server. It waits for each and returns what went wrong on the way.
+// connections and the server. It waits for each and returns what went wrong on the way.
 func (f *fleet) shutdown() error {
 	var errs []error
-	stop := func(name string, cancel context.CancelFunc, done chan error) {
-		if cancel == nil {
-			return
+	for _, group := range [][]*part{f.workers, f.http, f.coord} {
+		for _, p := range group {
+			f.log.Debug("stopping", "part", p.name)
+			p.stop()
 		}
-		f.log.Debug("stopping", "part", name)
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		for _, p := range group {
+			if err := <-p.done; err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
+			}
 		}
 	}
-	stop("worker", f.stopWorker, f.workerDone)
-	stop("HTTP API", f.stopHTTP, f.httpDone)
-	stop("coordinator", f.stopCoord, f.coordDone)
-	if f.nc != nil {
-		f.nc.Close()
+	for _, nc := range f.conns {
+		nc.Close()
 	}
 	if f.emb != nil {
 		f.emb.Shutdown()

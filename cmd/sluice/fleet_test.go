@@ -160,7 +160,8 @@ func TestRunPassesAndIsInspectable(t *testing.T) {
 
 func TestRunRefSkipsMainOnlyStage(t *testing.T) {
 	url := startTestFleet(t, "all")
-	code, stdout, stderr := cli(t, "--nats", url, "run", "testdata/pass.yaml", "--source", "testdata/tree", "--ref", "feature/x")
+	// A tree outside any checkout: --ref names the branch it is for.
+	code, stdout, stderr := cli(t, "--nats", url, "run", "testdata/pass.yaml", "--source", copyTree(t, "testdata/tree"), "--ref", "feature/x")
 	if code != exitOK || !hasLine(stdout, "main-only", "skipped") || !hasLine(stdout, "run", "passed") {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -304,7 +305,8 @@ func TestDetachCancelAndInterrupt(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	code, stdout, stderr := cli(t, "demo", "--example", "../../examples")
+	data := filepath.Join(t.TempDir(), "demo")
+	code, stdout, stderr := cli(t, "demo", "--example", "../../examples", "--data", data, "--keep-data")
 	if code != exitOK {
 		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
@@ -325,6 +327,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("no line with %q in:\n%s", want, stdout)
 		}
 	}
+	checkDemoEvidence(t, data)
 }
 
 // The bad canary fails 5% of its requests: the first analysis at 10% catches it, the traffic
@@ -337,7 +340,7 @@ func TestDemoBadCanaryIsRolledBack(t *testing.T) {
 	for _, want := range [][]string{
 		{"deploy-gate", "verdict", "unhealthy at 10%"}, {"deploy-gate", "rolled_back", "10% -> 0%"},
 		{"rollout of deploy-gate: rolled back, canary at 0%"}, {"green now gets 0%"},
-		{"rolled back, as expected"},
+		{"rolled back, as expected"}, {"evidence: rolled_back of deploy-gate signed and verified"},
 	} {
 		if !hasLine(stdout, want...) {
 			t.Errorf("no line with %q in:\n%s", want, stdout)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"regexp"
 
 	"github.com/spf13/cobra"
@@ -27,6 +28,9 @@ type app struct {
 }
 
 func (a *app) names() bus.Names { return bus.NewNames(a.prefix) }
+
+// envCreds names the credentials file when --creds is not given.
+const envCreds = "SLUICE_CREDS"
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	a := &app{stdout: stdout, stderr: stderr, log: slog.New(slog.DiscardHandler)}
@@ -70,7 +74,7 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.natsURL, "nats", "", "NATS server URL (default: $SLUICE_NATS, then nats://127.0.0.1:4222)")
-	pf.StringVar(&a.creds, "creds", "", "NATS credentials file (from 'sluice auth init' or nsc)")
+	pf.StringVar(&a.creds, "creds", os.Getenv(envCreds), "NATS credentials file, from 'sluice auth init' (default: $SLUICE_CREDS)")
 	pf.StringVar(&a.tlsCert, "tls-cert", "", "TLS client certificate file (with --tls-key)")
 	pf.StringVar(&a.tlsKey, "tls-key", "", "TLS client key file (with --tls-cert)")
 	pf.StringVar(&a.tlsCA, "tls-ca", "", "CA bundle that signs the NATS server's certificate")
@@ -97,6 +101,8 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newBackupVerifyCmd(a),
 		newGovernanceCmd(a),
 		newArtifactsCmd(a),
+		newAuthCmd(a),
+		newEvidenceCmd(a),
 	)
 	return root
 }

@@ -100,6 +100,10 @@ func (a *app) runPipeline(cmd *cobra.Command, file string, o runOptions) error {
 	if ref == "" {
 		ref = a.defaultRef(ctx, src, file)
 	}
+	commit, branch := gitCommit(ctx, src)
+	if o.ref != "" && branch != "" && strings.TrimPrefix(o.ref, "refs/heads/") != branch {
+		return usageErrorf(cmd, "--ref %s, but the source %s is a checkout of branch %s: a run records its commit, and gates on a branch open for that branch's code only; check out %s, or pass --ref %s", o.ref, src, branch, o.ref, branch)
+	}
 
 	c, err := a.connect(ctx, "sluice run")
 	if err != nil {
@@ -107,7 +111,7 @@ func (a *app) runPipeline(cmd *cobra.Command, file string, o runOptions) error {
 	}
 	defer c.Close()
 
-	run, digest, err := submitRun(ctx, c, p, src, ref, vars)
+	run, digest, err := submitRun(ctx, c, p, src, ref, commit, vars)
 	if err != nil {
 		return err
 	}
@@ -119,13 +123,19 @@ func (a *app) runPipeline(cmd *cobra.Command, file string, o runOptions) error {
 	if digest != "" {
 		fmt.Fprintf(a.stdout, ", source %s", shortDigest(digest))
 	}
+	if commit != "" {
+		fmt.Fprintf(a.stdout, ", commit %s", shortCommit(commit))
+	}
 	fmt.Fprintln(a.stdout)
 	return a.follow(ctx, c, run)
 }
 
 // submitRun uploads the source tree src (none when empty) and submits a run of p. It returns
 // the run's first state and the source's digest.
-func submitRun(ctx context.Context, c *conn, p *sluicev1.PipelineSpec, src, ref string, vars map[string]string) (*sluicev1.RunState, string, error) {
+func submitRun(ctx context.Context, c *conn, p *sluicev1.PipelineSpec, src, ref, commit string, vars map[string]string) (_ *sluicev1.RunState, _ string, err error) {
+	ctx, cancel := c.bind(ctx)
+	defer cancel()
+	defer func() { err = c.explain(ctx, err) }()
 	var digest string
 	if src != "" {
 		store, err := c.js.ObjectStore(ctx, c.names.SourcesStore())
@@ -140,18 +150,23 @@ func submitRun(ctx context.Context, c *conn, p *sluicev1.PipelineSpec, src, ref 
 			return nil, "", fmt.Errorf("upload source %s: %w", src, err)
 		}
 	}
-	actx, cancel := apiCtx(ctx)
-	defer cancel()
-	run, err := c.api.Submit(actx, &sluicev1.SubmitRunRequest{Spec: p, Ref: ref, Vars: vars, SourceDigest: digest})
+	actx, acancel := c.apiCtx(ctx)
+	defer acancel()
+	run, err := c.api.Submit(actx, &sluicev1.SubmitRunRequest{Spec: p, Ref: ref, Commit: commit, Vars: vars, SourceDigest: digest})
 	if err != nil {
 		return nil, "", fmt.Errorf("submit %s: %w", p.GetFile(), err)
 	}
 	return run, digest, nil
 }
 
-// follow prints the run to its end and turns its outcome into the exit code.
+// follow prints the run to its end and turns its outcome into the exit code. The outcome is
+// the coordinator's answer, not the last event: an event on the stream proves nothing about
+// who stored it, and CI branches on this exit code.
 func (a *app) follow(ctx context.Context, c *conn, run *sluicev1.RunState) error {
 	status, err := followRun(ctx, c, run, a.stdout)
+	if err == nil {
+		status, err = finalStatus(ctx, c, run.GetId())
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			a.note("\nstopped following; run %s continues. Follow it again with `sluice events --run %s --follow`, stop it with `sluice cancel %s`.", run.GetId(), run.GetId(), run.GetId())
@@ -211,4 +226,52 @@ func shortDigest(d string) string {
 		return d
 	}
 	return algo + ":" + hex[:12]
+}
+
+// finalStatus asks the coordinators for a run's status once the events say it ended.
+func finalStatus(ctx context.Context, c *conn, id string) (sluicev1.RunStatus, error) {
+	actx, cancel := c.apiCtx(ctx)
+	defer cancel()
+	st, err := c.api.Get(actx, id)
+	if err = c.explain(actx, err); err != nil {
+		return sluicev1.RunStatus_RUN_STATUS_UNSPECIFIED, err
+	}
+	if !st.GetStatus().Terminal() {
+		return st.GetStatus(), fmt.Errorf("the events say run %s ended, but the coordinator says it is %s: the events stream holds a message the coordinator did not publish", id, st.GetStatus().Short())
+	}
+	return st.GetStatus(), nil
+}
+
+// gitCommit is the commit of the checkout at src ("-dirty" when it has uncommitted
+// changes) and its current branch ("" when detached); both empty when src is not a git
+// checkout.
+func gitCommit(ctx context.Context, src string) (commit, branch string) {
+	fi, err := os.Stat(src)
+	if src == "" || err != nil || !fi.IsDir() {
+		return "", ""
+	}
+	git := func(args ...string) (string, bool) {
+		out, err := exec.CommandContext(ctx, "git", append([]string{"-C", src}, args...)...).Output()
+		return strings.TrimSpace(string(out)), err == nil
+	}
+	commit, ok := git("rev-parse", "--verify", "--quiet", "HEAD")
+	if !ok || commit == "" {
+		return "", ""
+	}
+	if status, ok := git("status", "--porcelain", "--untracked-files=no", "--", "."); ok && status != "" {
+		commit += "-dirty"
+	}
+	branch, _ = git("symbolic-ref", "--quiet", "--short", "HEAD")
+	return commit, branch
+}
+
+func shortCommit(c string) string {
+	base, dirty := strings.CutSuffix(c, "-dirty")
+	if len(base) > 12 {
+		base = base[:12]
+	}
+	if dirty {
+		base += "-dirty"
+	}
+	return base
 }

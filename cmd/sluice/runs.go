@@ -51,10 +51,10 @@ was created. --json prints one protojson RunSummary per line instead.`,
 				return err
 			}
 			defer c.Close()
-			ctx, cancel := apiCtx(cmd.Context())
+			ctx, cancel := c.apiCtx(cmd.Context())
 			defer cancel()
 			runs, err := c.api.List(ctx, &sluicev1.ListRunsRequest{Pipeline: pipeline, Limit: limit})
-			if err != nil {
+			if err = c.explain(ctx, err); err != nil {
 				return fmt.Errorf("list runs: %w", err)
 			}
 			if asJSON {
@@ -124,10 +124,10 @@ spec and per-shard detail included.`,
 
 // getRun fetches a run; an unknown id is reported as such, with where to find the known ones.
 func getRun(cmd *cobra.Command, c *conn, id string) (*sluicev1.RunState, error) {
-	ctx, cancel := apiCtx(cmd.Context())
+	ctx, cancel := c.apiCtx(cmd.Context())
 	defer cancel()
 	run, err := c.api.Get(ctx, id)
-	if err != nil {
+	if err = c.explain(ctx, err); err != nil {
 		return nil, runError(id, err)
 	}
 	return run, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ci/sluice/coordinator"
 	exampleapp "github.com/sluice-ci/sluice/examples/app"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/loadtest"
@@ -54,20 +55,32 @@ func TestStagingPipelineInDevMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []struct{ object, want string }{
-		{id + "/contract/" + contract.JUnitArtifact, `failures="0"`},
-		{id + "/contract/" + contract.ReportArtifact, "contracts: 3 passed, 0 failed"},
-		{id + "/load/" + load.SummaryArtifact, `"http_req_duration"`},
+	run, err := coordinator.NewClient(nc, bus.NewNames(bus.DefaultPrefix)).Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []struct{ stage, name, want string }{
+		{"contract", contract.JUnitArtifact, `failures="0"`},
+		{"contract", contract.ReportArtifact, "contracts: 3 passed, 0 failed"},
+		{"load", load.SummaryArtifact, `"http_req_duration"`},
 	} {
-		r, err := store.Get(t.Context(), a.object)
+		ref := findArtifact(run, a.stage, a.name)
+		if ref == nil {
+			t.Errorf("stage %s recorded no artifact %s", a.stage, a.name)
+			continue
+		}
+		if !strings.HasPrefix(ref.GetObject(), id+"/"+a.stage+"/1.0.1/") {
+			t.Errorf("artifact %s is stored as %s, not under its delivery's prefix", a.name, ref.GetObject())
+		}
+		r, err := store.Get(t.Context(), ref.GetObject())
 		if err != nil {
-			t.Errorf("artifact %s: %v", a.object, err)
+			t.Errorf("artifact %s: %v", ref.GetObject(), err)
 			continue
 		}
 		b, err := io.ReadAll(r)
 		r.Close()
 		if err != nil || !strings.Contains(string(b), a.want) {
-			t.Errorf("artifact %s (%v) lacks %q", a.object, err, a.want)
+			t.Errorf("artifact %s (%v) lacks %q", ref.GetObject(), err, a.want)
 		}
 	}
 

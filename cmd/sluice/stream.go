@@ -15,7 +15,10 @@ var errStopReading = errors.New("stop reading")
 // follow it stops after the last matching message stored when it started (or at once when
 // there is none); with follow it then keeps waiting for new ones. It returns nil when the
 // snapshot is read or fn returns errStopReading, and ctx's error when ctx ends first.
-func readStream(ctx context.Context, c *conn, stream, filter string, follow bool, fn func(jetstream.Msg) error) error {
+func readStream(ctx context.Context, c *conn, stream, filter string, follow bool, fn func(jetstream.Msg) error) (err error) {
+	ctx, cancel := c.bind(ctx)
+	defer cancel()
+	defer func() { err = c.explain(ctx, err) }()
 	s, err := c.js.Stream(ctx, stream)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {

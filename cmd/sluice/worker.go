@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
 
@@ -21,6 +24,8 @@ func newWorkerCmd(a *app) *cobra.Command {
 		workDir     string
 		grace       time.Duration
 		id          string
+		authDir     string
+		user        string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -35,10 +40,16 @@ Workers of a kind share one consumer: starting another worker adds capacity and 
 else changes. A worker that dies loses nothing: its task is redelivered to another after the
 ack wait. Kinds: static, test, contract, e2e, load, backup-verify, traffic-shift.
 
+On a fleet with authentication a worker connects as a worker-<kind> user, which may pull only
+that kind's tasks of its pools and publish results only under its own name: --auth DIR gives
+each kind its own connection with DIR/creds/worker-<kind>.creds (or the --user's).
+
 Ctrl-C (or SIGTERM) stops pulling, lets the running tasks finish within --grace, then hands
 the rest back to the fleet.`,
 		Example: `  sluice worker --kinds static,test
-  sluice worker --nats nats://nats-1:4222 --creds worker.creds --kinds e2e,load --pool big --concurrency 2`,
+  sluice worker --nats nats://nats-1:4222 --auth /etc/sluice/auth --kinds e2e,load --concurrency 2
+  # A machine with its own user (sluice auth add-user worker-e2e ci-7 --pools big):
+  sluice worker --nats nats://nats-1:4222 --auth /etc/sluice/auth --user ci-7 --kinds e2e --pool big`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ks, err := parseKinds(kinds)
@@ -51,38 +62,56 @@ the rest back to the fleet.`,
 			if concurrency < 1 {
 				return usageErrorf(cmd, "--concurrency %d: must be 1 or more", concurrency)
 			}
+			if authDir != "" && a.creds != "" {
+				return usageErrorf(cmd, "--auth and --creds exclude each other: --auth picks each kind's credentials from DIR/creds")
+			}
 			ctx := cmd.Context()
-			c, err := a.connect(ctx, "sluice worker")
-			if err != nil {
-				return err
+			// With --auth each kind connects with its own credentials; otherwise one
+			// connection (with --creds, if any) serves every kind.
+			groups := [][]sluicev1.StageKind{ks}
+			if authDir != "" {
+				groups = nil
+				for _, k := range ks {
+					groups = append(groups, []sluicev1.StageKind{k})
+				}
 			}
-			defer c.Close()
-			timings, err := c.js.KeyValue(ctx, c.names.TimingsBucket())
-			if err != nil {
-				return fmt.Errorf("open %s (is the bus provisioned? start a coordinator or `sluice dev` first): %w", c.names.TimingsBucket(), err)
+			var ws []*workers.Worker
+			for _, group := range groups {
+				creds := a.creds
+				if authDir != "" {
+					creds = auth.Layout{Dir: authDir}.Creds(auth.WorkerRole(group[0]), user)
+				}
+				c, err := a.connectAs(ctx, "sluice worker "+kindSlugs(group), creds)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				a.warnUnauthenticated(c)
+				reg, err := workerRegistry(ctx, c.nc, c.names, group)
+				if err != nil {
+					return err
+				}
+				w, err := workers.New(c.nc, workers.Config{
+					Names:       c.names,
+					Bus:         bus.Config{Names: c.names, AckWait: ackWait}.WithDefaults(),
+					Kinds:       group,
+					Pool:        pool,
+					Concurrency: concurrency,
+					PoolCap:     poolCap,
+					CacheDir:    cacheDir,
+					WorkDir:     workDir,
+					Grace:       grace,
+					ID:          id,
+					Logger:      a.log,
+					Registry:    reg,
+				})
+				if err != nil {
+					return fmt.Errorf("worker: %w", err)
+				}
+				ws = append(ws, w)
 			}
-			w, err := workers.New(c.nc, workers.Config{
-				Names:       c.names,
-				Bus:         bus.Config{Names: c.names, AckWait: ackWait}.WithDefaults(),
-				Kinds:       ks,
-				Pool:        pool,
-				Concurrency: concurrency,
-				PoolCap:     poolCap,
-				CacheDir:    cacheDir,
-				WorkDir:     workDir,
-				Grace:       grace,
-				ID:          id,
-				Logger:      a.log,
-				Registry:    kindRegistry(timings),
-			})
-			if err != nil {
-				return fmt.Errorf("worker: %w", err)
-			}
-			a.log.Info("worker starting", "nats", c.url, "kinds", kindSlugs(ks), "pool", pool, "concurrency", concurrency)
-			if err := w.Run(ctx); err != nil {
-				return fmt.Errorf("worker: %w", err)
-			}
-			return nil
+			a.log.Info("worker starting", "nats", a.natsTarget(), "kinds", kindSlugs(ks), "pool", pool, "concurrency", concurrency)
+			return runAll(ctx, ws)
 		},
 	}
 	f := cmd.Flags()
@@ -95,5 +124,30 @@ the rest back to the fleet.`,
 	f.StringVar(&workDir, "work-dir", "", "where each task's tree is extracted (default: $TMPDIR/sluice/work)")
 	f.DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may take to finish before they are handed back")
 	f.StringVar(&id, "id", "", "worker id in results and logs (default: hostname-pid)")
+	f.StringVar(&authDir, "auth", "", "auth directory (`sluice auth init`): each kind connects with DIR/creds/worker-<kind>[-USER].creds")
+	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the user whose credentials to use (`sluice auth add-user worker-KIND USER`)")
 	return cmd
+}
+
+// runAll runs the workers until ctx ends or one fails; a failure stops the others.
+func runAll(ctx context.Context, ws []*workers.Worker) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(ws))
+	for _, w := range ws {
+		go func() {
+			err := w.Run(ctx)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range ws {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("worker: %w", err)
+		}
+	}
+	return first
 }

@@ -109,7 +109,9 @@ func (d *decoder) rollout(path string, n *yaml.Node) *sluicev1.RolloutSpec {
 					r.Deploy.Health = &sluicev1.HealthCheck{}
 					d.fields(v, path, "health check", []field{
 						{"url", func(path string, _, v *yaml.Node) { r.Deploy.Health.Url = d.str(path, v) }},
-						{"timeout", func(path string, _, v *yaml.Node) { r.Deploy.Health.Timeout = d.duration(path, v, false) }},
+						{"timeout", func(path string, _, v *yaml.Node) {
+							r.Deploy.Health.Timeout = d.durationUpTo(path, v, false, MaxTimeout)
+						}},
 					})
 					if r.Deploy.Health.GetUrl() == "" {
 						d.errorf(resolve(v), join(path, "url"), "missing: the URL that answers 2xx once the canary is up, e.g. `health: {url: \"http://127.0.0.1:18082/healthz\"}`")

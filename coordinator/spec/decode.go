@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"gopkg.in/yaml.v3"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 // decoder walks a yaml.Node tree, so that every problem can name its line, and collects every
@@ -359,4 +361,63 @@ func (d *decoder) token(path string, n *yaml.Node, what string) string {
 		d.errorf(resolve(n), path, "invalid %s %q: use only letters, digits, '-' and '_' (it becomes a NATS subject token)", what, s)
 	}
 	return s
+}
+
+// durationUpTo is duration with an upper bound.
+func (d *decoder) durationUpTo(path string, n *yaml.Node, allowZero bool, limit time.Duration) *durationpb.Duration {
+	v := d.duration(path, n, allowZero)
+	if v != nil && v.AsDuration() > limit {
+		d.errorf(resolve(n), path, "duration %s is above the limit of %s", v.AsDuration(), limit)
+		return nil
+	}
+	return v
+}
+
+// pool reads a pool name: a lowercase token, since it names a consumer and the credentials
+// of the workers that serve it.
+func (d *decoder) pool(path string, n *yaml.Node) string {
+	s, ok := d.scalar(n, path)
+	if ok && !sluicev1.IsName(s) {
+		d.errorf(resolve(n), path, "invalid pool %q: use lowercase letters, digits, '-' and '_', at most 64, starting with a letter or digit (it names a NATS consumer)", s)
+	}
+	return s
+}
+
+// approval reads `approval: required` or `approval: {required: true, by: [...]}`; by names
+// who may approve: principals (role:name), roles, or groups of the coordinator's policy.
+func (d *decoder) approval(path string, n *yaml.Node, s *sluicev1.StageSpec) {
+	if resolve(n).Kind == yaml.MappingNode {
+		required := true
+		d.fields(n, path, "approval", []field{
+			{"required", func(path string, _, v *yaml.Node) { required = d.boolean(path, v) }},
+			{"by", func(path string, _, v *yaml.Node) {
+				nodes, paths := d.items(path, v)
+				for i, item := range nodes {
+					who := d.str(paths[i], item)
+					if !isPrincipal(who) {
+						d.errorf(item, paths[i], "invalid approver %q: name a role (approver), a principal (approver:alice) or a group of the fleet's policy", who)
+					}
+					s.ApprovalBy = append(s.ApprovalBy, who)
+				}
+			}},
+		})
+		if required {
+			s.Approval = "required"
+		} else if len(s.ApprovalBy) > 0 {
+			d.errorf(resolve(n), join(path, "by"), "approvers are named but required is false: drop by, or require the approval")
+		}
+		return
+	}
+	a, ok := d.scalar(n, path)
+	if ok && a != "required" && a != "" {
+		d.errorf(resolve(n), path, "%q is not allowed: write `approval: required` to wait for `sluice approve`, `approval: {required: true, by: [release-managers]}` to name who may, or leave it out", a)
+		return
+	}
+	s.Approval = a
+}
+
+// isPrincipal accepts role, role:name and group names: lowercase tokens joined by one ':'.
+func isPrincipal(s string) bool {
+	role, name, hasName := strings.Cut(s, ":")
+	return sluicev1.IsName(role) && (!hasName || sluicev1.IsName(name))
 }

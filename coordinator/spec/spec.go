@@ -47,6 +47,11 @@ const (
 	DefaultRetryBackoff = time.Second
 	MaxShards           = 256
 	MaxRetries          = 10
+	// MaxStages bounds a pipeline: a run's state is one record, rewritten on each transition.
+	MaxStages = 1000
+	// MaxTimeout bounds a stage's timeout and a health check's; MaxRetryBackoff its backoff.
+	MaxTimeout      = 24 * time.Hour
+	MaxRetryBackoff = time.Hour
 )
 
 // MaxNodes bounds the YAML values in one pipeline, counting anchors once per use. Real
@@ -251,6 +256,9 @@ func (d *decoder) stages(path string, key, n *yaml.Node) ([]*sluicev1.StageSpec,
 	if ok && len(stages) == 0 && len(resolve(n).Content) == 0 {
 		d.errorf(key, path, "no stages: add at least one, e.g. `lint: {kind: static, run: [\"go vet ./...\"]}`")
 	}
+	if len(stages) > MaxStages {
+		d.errorf(key, path, "%d stages, the limit is %d: split the pipeline", len(stages), MaxStages)
+	}
 	return stages, graph
 }
 
@@ -332,22 +340,15 @@ func (d *decoder) stage(path, name string, key, n *yaml.Node) (*sluicev1.StageSp
 		}},
 		{"shards", func(path string, _, v *yaml.Node) { s.Shards = d.int32(path, v, 1, MaxShards) }},
 		{"retries", func(path string, _, v *yaml.Node) { s.Retries = d.int32(path, v, 0, MaxRetries) }},
-		{"timeout", func(path string, _, v *yaml.Node) { s.Timeout = d.duration(path, v, false) }},
-		{"retry_backoff", func(path string, _, v *yaml.Node) { s.RetryBackoff = d.duration(path, v, true) }},
+		{"timeout", func(path string, _, v *yaml.Node) { s.Timeout = d.durationUpTo(path, v, false, MaxTimeout) }},
+		{"retry_backoff", func(path string, _, v *yaml.Node) { s.RetryBackoff = d.durationUpTo(path, v, true, MaxRetryBackoff) }},
 		{"when", func(path string, _, v *yaml.Node) {
 			s.When = &sluicev1.When{}
 			d.fields(v, path, "when", []field{
 				{"branch", func(path string, _, v *yaml.Node) { s.When.Branch = d.strs(path, v) }},
 			})
 		}},
-		{"approval", func(path string, _, v *yaml.Node) {
-			a, ok := d.scalar(v, path)
-			if ok && a != "required" && a != "" {
-				d.errorf(resolve(v), path, "%q is not allowed: write `approval: required` to wait for `sluice approve`, or leave it out", a)
-				return
-			}
-			s.Approval = a
-		}},
+		{"approval", func(path string, _, v *yaml.Node) { d.approval(path, v, s) }},
 		{"concurrency", func(path string, _, v *yaml.Node) {
 			s.Concurrency = &sluicev1.Concurrency{}
 			d.fields(v, path, "concurrency", []field{
@@ -357,7 +358,7 @@ func (d *decoder) stage(path, name string, key, n *yaml.Node) (*sluicev1.StageSp
 				d.errorf(resolve(v), path, "group is required: name the environment to serialise on, e.g. `{group: prod}`")
 			}
 		}},
-		{"pool", func(path string, _, v *yaml.Node) { s.Pool = d.token(path, v, "pool") }},
+		{"pool", func(path string, _, v *yaml.Node) { s.Pool = d.pool(path, v) }},
 		{"governance", block(func(path string, v *yaml.Node) { s.Governance = d.governance(path, v) })},
 		{"contract", block(func(path string, v *yaml.Node) { s.Contract = d.contract(path, v) })},
 		{"backup_verify", block(func(path string, v *yaml.Node) { s.BackupVerify = d.backupVerify(path, v) })},

@@ -54,7 +54,7 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	if err := Provision(ctx, js, cfg); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
-	if _, err := js.Publish(ctx, cfg.Names.Result("r1"), []byte("hello")); err != nil {
+	if _, err := js.Publish(ctx, cfg.Names.Result("r1", Identity{Role: "worker-static", Name: "default"}), []byte("hello")); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
 	nc.Close()
@@ -66,7 +66,7 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatalf("results stream after restart: %v", err)
 	}
-	msg, err := s.GetLastMsgForSubject(ctx, cfg.Names.Result("r1"))
+	msg, err := s.GetLastMsgForSubject(ctx, cfg.Names.Result("r1", Identity{Role: "worker-static", Name: "default"}))
 	if err != nil {
 		t.Fatalf("message after restart: %v", err)
 	}
@@ -128,9 +128,9 @@ func TestProvisionIdempotent(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Fatalf("second Provision changed configs:\nbefore %+v\nafter  %+v", before, after)
 	}
-	// 5 streams + 3 KV + 2 object stores, each one stream.
-	if len(after) != 10 {
-		t.Fatalf("got %d streams, want 10: %v", len(after), keys(after))
+	// 5 streams + 4 KV + 2 object stores, each one stream.
+	if len(after) != 11 {
+		t.Fatalf("got %d streams, want 11: %v", len(after), keys(after))
 	}
 }
 
@@ -206,7 +206,7 @@ func TestProvisionStreams(t *testing.T) {
 		})
 	}
 
-	for _, b := range []string{"acme_runs", "acme_timings", "acme_locks"} {
+	for _, b := range []string{"acme_runs", "acme_timings", "acme_locks", "acme_secrets"} {
 		kv, err := js.KeyValue(ctx, b)
 		if err != nil {
 			t.Fatalf("KV %s: %v", b, err)

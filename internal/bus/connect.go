@@ -48,6 +48,8 @@ type ConnectOptions struct {
 	TLSCert, TLSKey, TLSCA string // client certificate and key (both or neither), CA bundle
 	Name                   string // client name shown by the server's monitoring
 	Timeout                time.Duration
+	// ErrorHandler receives asynchronous errors, permission violations among them; nil: none.
+	ErrorHandler func(error)
 }
 
 // Connect connects to NATS and keeps reconnecting forever once connected. The first connect
@@ -80,7 +82,15 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 		if _, err := os.Stat(o.CredsFile); err != nil {
 			return nil, fmt.Errorf("nats credentials: %w", err)
 		}
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
+		id, err := ReadIdentity(o.CredsFile)
+		if err != nil {
+			return nil, err
+		}
+		// The server lets each user subscribe only below its own inbox prefix.
+		opts = append(opts, nats.UserCredentials(o.CredsFile), nats.CustomInboxPrefix(InboxPrefix(id.User)))
+	}
+	if o.ErrorHandler != nil {
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { o.ErrorHandler(err) }))
 	}
 	tlsOpt, err := tlsOption(o)
 	if err != nil {
@@ -96,6 +106,13 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if err != nil {
 		if unreachable(ctx, err) {
 			return nil, fmt.Errorf("%w at %s: %w", ErrUnreachable, url, err)
+		}
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			hint := "pass --creds with a credentials file from `sluice auth init`"
+			if o.CredsFile != "" {
+				hint = "the server does not accept " + o.CredsFile + ": is it from this fleet's `sluice auth init`?"
+			}
+			return nil, fmt.Errorf("connect to NATS at %s: %w (%s)", url, err, hint)
 		}
 		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
 	}

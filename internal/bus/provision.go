@@ -179,6 +179,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1},
 		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1},
 		{Bucket: n.LocksBucket(), Description: "Sluice environment locks", History: 1},
+		{Bucket: n.SecretsBucket(), Description: "Sluice coordinators' shared secrets (only coordinators may read it)", History: 1},
 	}
 	for _, kc := range kvs {
 		kc.Storage = jetstream.FileStorage

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -42,6 +44,15 @@ func (n Names) LocksBucket() string    { return n.Prefix + "_locks" }
 func (n Names) SourcesStore() string   { return n.Prefix + "_sources" }
 func (n Names) ArtifactsStore() string { return n.Prefix + "_artifacts" }
 
+// SecretsBucket holds the coordinators' shared secrets (the lease key); only coordinators
+// may read it.
+func (n Names) SecretsBucket() string { return n.Prefix + "_secrets" }
+
+// KVStream and ObjectStream are the streams behind a KV bucket and an object store, which
+// permissions name.
+func KVStream(bucket string) string     { return "KV_" + bucket }
+func ObjectStream(bucket string) string { return "OBJ_" + bucket }
+
 // Subjects.
 
 // Task is the subject of one task: <prefix>.task.<kind>.<pool>.<run>.
@@ -60,8 +71,31 @@ func (n Names) RunTasks(run string) string { return fmt.Sprintf("%s.task.*.*.%s"
 // AllTasks matches every task subject.
 func (n Names) AllTasks() string { return n.Prefix + ".task.>" }
 
-func (n Names) Result(run string) string { return n.Prefix + ".result." + run }
-func (n Names) AllResults() string       { return n.Prefix + ".result.>" }
+// Result is where id publishes results of run: <prefix>.result.<run>.<role>.<name>. The
+// server lets a worker publish only under its own role and name, so the subject names the
+// publisher of every result, forged ones included.
+func (n Names) Result(run string, id Identity) string {
+	return n.Prefix + ".result." + run + "." + id.Role + "." + id.Name
+}
+
+// RunResults matches every result of one run.
+func (n Names) RunResults(run string) string { return n.Prefix + ".result." + run + ".>" }
+
+// AllResults matches every result subject.
+func (n Names) AllResults() string { return n.Prefix + ".result.>" }
+
+// ParseResult reads the run and the publisher out of a result subject.
+func (n Names) ParseResult(subject string) (run string, publisher Identity, ok bool) {
+	rest, ok := strings.CutPrefix(subject, n.Prefix+".result.")
+	if !ok {
+		return "", Identity{}, false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", Identity{}, false
+	}
+	return parts[0], Identity{Role: parts[1], Name: parts[2]}, true
+}
 
 // Event is <prefix>.event.<pipeline>.<run>.<type>; type may hold dots ("stage.passed").
 func (n Names) Event(pipeline, run, typ string) string {
@@ -90,8 +124,31 @@ func (n Names) AllLogs() string { return n.Prefix + ".log.>" }
 func (n Names) Cancel(run string) string { return n.Prefix + ".control.cancel." + run }
 func (n Names) AllCancels() string       { return n.Prefix + ".control.cancel.*" }
 
-// API is the request subject of one run API verb: <prefix>.api.runs.<verb>.
-func (n Names) API(verb string) string { return n.Prefix + ".api.runs." + verb }
+// API is where id calls one run API verb: <prefix>.api.runs.<verb>.<role>.<name>. The
+// server lets a user publish only under its own role and name, so the coordinator reads the
+// caller from the subject.
+func (n Names) API(verb string, id Identity) string {
+	return n.Prefix + ".api.runs." + verb + "." + id.Role + "." + id.Name
+}
+
+// APIEndpoint matches every caller of one verb, for the coordinators' service endpoints.
+func (n Names) APIEndpoint(verb string) string { return n.Prefix + ".api.runs." + verb + ".>" }
+
+// APIGroup is the subject prefix of the run API.
+func (n Names) APIGroup() string { return n.Prefix + ".api.runs" }
+
+// ParseAPI reads the verb and the caller out of a run API subject.
+func (n Names) ParseAPI(subject string) (verb string, caller Identity, ok bool) {
+	rest, ok := strings.CutPrefix(subject, n.APIGroup()+".")
+	if !ok {
+		return "", Identity{}, false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 {
+		return "", Identity{}, false
+	}
+	return parts[0], Identity{Role: parts[1], Name: parts[2]}, true
+}
 
 // WorkerConsumer is the durable pull consumer shared by every worker of (kind, pool).
 func (n Names) WorkerConsumer(kind, pool string) string {
@@ -137,4 +194,20 @@ const (
 	HeaderAttempt     = "Sluice-Attempt"
 	HeaderShard       = "Sluice-Shard"
 	HeaderTraceparent = "traceparent"
+	// HeaderProof carries a result's proof of holding its task: see Prove.
+	HeaderProof = "Sluice-Proof"
 )
+
+// ObjectDigest renders an object store digest ("SHA-256=<base64url>") as the
+// "sha256:<hex>" form results and source bundles use; another form is returned as it is.
+func ObjectDigest(d string) string {
+	b64, ok := strings.CutPrefix(d, "SHA-256=")
+	if !ok {
+		return d
+	}
+	sum, err := base64.URLEncoding.DecodeString(b64)
+	if err != nil {
+		return d
+	}
+	return "sha256:" + hex.EncodeToString(sum)
+}

@@ -155,7 +155,7 @@ func (f *fleet) publish(t testing.TB, task *sluicev1.Task) {
 func (f *fleet) finals(t testing.TB, run string, n int) []*sluicev1.Result {
 	t.Helper()
 	cons, err := f.env.JS.OrderedConsumer(t.Context(), f.env.Config.Names.ResultsStream(),
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.env.Config.Names.Result(run)}})
+		jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.env.Config.Names.RunResults(run)}})
 	if err != nil {
 		t.Fatal(err)
 	}

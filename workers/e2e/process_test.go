@@ -165,7 +165,7 @@ func writeJourneys(t testing.TB, dir string, n int) {
 func (f *fleet) startedBy(t *testing.T, run string, shard int32) string {
 	t.Helper()
 	cons, err := f.env.JS.OrderedConsumer(t.Context(), f.env.Config.Names.ResultsStream(),
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.env.Config.Names.Result(run)}})
+		jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.env.Config.Names.RunResults(run)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestGovernanceStageFails(t *testing.T) {
 		arts[a.GetName()] = a
 	}
 	sarifRef := arts[static.SARIFArtifact]
-	if sarifRef == nil || sarifRef.GetObject() != "gov1/governance/governance.sarif" || sarifRef.GetContentType() != "application/sarif+json" {
+	if sarifRef == nil || sarifRef.GetObject() != "gov1/governance/1.0.1/governance.sarif" || sarifRef.GetContentType() != "application/sarif+json" {
 		t.Fatalf("SARIF artifact %v", sarifRef)
 	}
 	var log struct {

@@ -165,8 +165,12 @@ func (r *rig) packagesRun(t *testing.T, st *sluicev1.RunState) map[string]int {
 		t.Fatal(err)
 	}
 	counts := map[string]int{}
+	objects := map[string]string{}
+	for _, a := range st.GetStages()[0].GetArtifacts() {
+		objects[a.GetName()] = a.GetObject()
+	}
 	for i := range int32(2) {
-		data, err := store.GetBytes(t.Context(), st.GetId()+"/test/"+testkind.JUnitArtifact(i))
+		data, err := store.GetBytes(t.Context(), objects[testkind.JUnitArtifact(i)])
 		if err != nil {
 			t.Fatalf("shard %d's JUnit: %v", i, err)
 		}

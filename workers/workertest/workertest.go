@@ -96,7 +96,7 @@ func (f *Fleet) Run(tb testing.TB, task *sluicev1.Task) *sluicev1.Result {
 	task.ShardCount = max(task.ShardCount, 1)
 	names := f.Env.Config.Names
 	cons, err := f.Env.JS.OrderedConsumer(tb.Context(), names.ResultsStream(),
-		jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.Result(task.GetRunId())}})
+		jetstream.OrderedConsumerConfig{FilterSubjects: []string{names.RunResults(task.GetRunId())}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 )
 
@@ -168,4 +169,75 @@ func Stored(t testing.TB, js jetstream.JetStream, stream, subject string) []jets
 			return out
 		}
 	}
+}
+
+// Secured is a provisioned server running the configuration `sluice auth init` writes, with
+// an admin connection in Env.
+type Secured struct {
+	Env
+	// Dir is the auth directory: credentials of every role's default user, the trust file,
+	// the policy and the evidence key.
+	Dir    string
+	Layout auth.Layout
+}
+
+// StartSecured creates an auth directory, starts a server with its configuration, connects
+// as admin and provisions the bus with c.
+func StartSecured(t testing.TB, c bus.Config) *Secured {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := auth.Init(dir, auth.InitOptions{Names: c.WithDefaults().Names}); err != nil {
+		t.Fatalf("auth init: %v", err)
+	}
+	s := &Secured{Dir: dir, Layout: auth.Layout{Dir: dir}}
+	e, err := bus.StartEmbedded(t.Context(), bus.EmbeddedOptions{
+		ConfigFile: s.Layout.Config(), DataDir: t.TempDir(), Listen: "127.0.0.1:-1", Logger: Logger(),
+	})
+	if err != nil {
+		t.Fatalf("start the secured server: %v", err)
+	}
+	t.Cleanup(e.Shutdown)
+	s.Server = e
+	s.NC, s.JS = s.Connect(t, auth.RoleAdmin, auth.DefaultUser)
+	s.Config = c.WithDefaults()
+	if err := bus.Provision(t.Context(), s.JS, s.Config); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	return s
+}
+
+// Connect connects as the user name of role r; the connection closes when the test ends.
+// Asynchronous errors (permission violations) are left on the connection (LastError).
+func (s *Secured) Connect(t testing.TB, r auth.Role, name string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := bus.Connect(t.Context(), bus.ConnectOptions{
+		URL: s.Server.ClientURL(), CredsFile: s.Layout.Creds(r, name), Name: t.Name(), ErrorHandler: func(error) {},
+	})
+	if err != nil {
+		t.Fatalf("connect as %s: %v", auth.Principal(r, name), err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// AddUser mints another user of role r.
+func (s *Secured) AddUser(t testing.TB, r auth.Role, name string, pools ...string) {
+	t.Helper()
+	if _, err := auth.AddUser(s.Dir, r, name, pools); err != nil {
+		t.Fatalf("add user %s: %v", auth.Principal(r, name), err)
+	}
+}
+
+// Fleet is what a coordinator loads from the auth directory.
+func (s *Secured) Fleet(t testing.TB) *auth.Fleet {
+	t.Helper()
+	f, err := auth.LoadFleet(s.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

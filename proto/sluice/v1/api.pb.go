@@ -28,10 +28,13 @@ type SubmitRunRequest struct {
 	Spec     *PipelineSpec `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
 	SpecYaml string        `protobuf:"bytes,2,opt,name=spec_yaml,json=specYaml,proto3" json:"spec_yaml,omitempty"`
 	// File name of spec_yaml, for messages.
-	File          string            `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
-	Ref           string            `protobuf:"bytes,4,opt,name=ref,proto3" json:"ref,omitempty"`
-	Vars          map[string]string `protobuf:"bytes,5,rep,name=vars,proto3" json:"vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	SourceDigest  string            `protobuf:"bytes,6,opt,name=source_digest,json=sourceDigest,proto3" json:"source_digest,omitempty"`
+	File         string            `protobuf:"bytes,3,opt,name=file,proto3" json:"file,omitempty"`
+	Ref          string            `protobuf:"bytes,4,opt,name=ref,proto3" json:"ref,omitempty"`
+	Vars         map[string]string `protobuf:"bytes,5,rep,name=vars,proto3" json:"vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	SourceDigest string            `protobuf:"bytes,6,opt,name=source_digest,json=sourceDigest,proto3" json:"source_digest,omitempty"`
+	// The commit the source tree was checked out at (git rev-parse HEAD), with "-dirty" when
+	// it had uncommitted changes; empty when the source is not a git checkout.
+	Commit        string `protobuf:"bytes,7,opt,name=commit,proto3" json:"commit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -104,6 +107,13 @@ func (x *SubmitRunRequest) GetVars() map[string]string {
 func (x *SubmitRunRequest) GetSourceDigest() string {
 	if x != nil {
 		return x.SourceDigest
+	}
+	return ""
+}
+
+func (x *SubmitRunRequest) GetCommit() string {
+	if x != nil {
+		return x.Commit
 	}
 	return ""
 }
@@ -303,6 +313,8 @@ type RunSummary struct {
 	StagesTotal   int32                  `protobuf:"varint,7,opt,name=stages_total,json=stagesTotal,proto3" json:"stages_total,omitempty"`
 	StagesPassed  int32                  `protobuf:"varint,8,opt,name=stages_passed,json=stagesPassed,proto3" json:"stages_passed,omitempty"`
 	StagesFailed  int32                  `protobuf:"varint,9,opt,name=stages_failed,json=stagesFailed,proto3" json:"stages_failed,omitempty"`
+	Commit        string                 `protobuf:"bytes,10,opt,name=commit,proto3" json:"commit,omitempty"`
+	SubmittedBy   string                 `protobuf:"bytes,11,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +410,20 @@ func (x *RunSummary) GetStagesFailed() int32 {
 		return x.StagesFailed
 	}
 	return 0
+}
+
+func (x *RunSummary) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *RunSummary) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
 }
 
 type ListRunsResponse struct {
@@ -541,10 +567,13 @@ func (x *CancelRunResponse) GetRun() *RunState {
 }
 
 type ApproveStageRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Stage         string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
-	Approver      string                 `protobuf:"bytes,3,opt,name=approver,proto3" json:"approver,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stage string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	// Ignored: the coordinator records the authenticated principal of the request.
+	//
+	// Deprecated: Marked as deprecated in sluice/v1/api.proto.
+	Approver      string `protobuf:"bytes,3,opt,name=approver,proto3" json:"approver,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -593,6 +622,7 @@ func (x *ApproveStageRequest) GetStage() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in sluice/v1/api.proto.
 func (x *ApproveStageRequest) GetApprover() string {
 	if x != nil {
 		return x.Approver
@@ -648,7 +678,9 @@ type RollbackRunRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Who asked, recorded in the run and its events.
+	// Ignored: the coordinator records the authenticated principal of the request.
+	//
+	// Deprecated: Marked as deprecated in sluice/v1/api.proto.
 	By            string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -698,6 +730,7 @@ func (x *RollbackRunRequest) GetReason() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in sluice/v1/api.proto.
 func (x *RollbackRunRequest) GetBy() string {
 	if x != nil {
 		return x.By
@@ -753,14 +786,15 @@ var File_sluice_v1_api_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x13sluice/v1/api.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13sluice/v1/run.proto\x1a\x14sluice/v1/spec.proto\"\x9b\x02\n" +
+	"\x13sluice/v1/api.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13sluice/v1/run.proto\x1a\x14sluice/v1/spec.proto\"\xb3\x02\n" +
 	"\x10SubmitRunRequest\x12+\n" +
 	"\x04spec\x18\x01 \x01(\v2\x17.sluice.v1.PipelineSpecR\x04spec\x12\x1b\n" +
 	"\tspec_yaml\x18\x02 \x01(\tR\bspecYaml\x12\x12\n" +
 	"\x04file\x18\x03 \x01(\tR\x04file\x12\x10\n" +
 	"\x03ref\x18\x04 \x01(\tR\x03ref\x129\n" +
 	"\x04vars\x18\x05 \x03(\v2%.sluice.v1.SubmitRunRequest.VarsEntryR\x04vars\x12#\n" +
-	"\rsource_digest\x18\x06 \x01(\tR\fsourceDigest\x1a7\n" +
+	"\rsource_digest\x18\x06 \x01(\tR\fsourceDigest\x12\x16\n" +
+	"\x06commit\x18\a \x01(\tR\x06commit\x1a7\n" +
 	"\tVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\":\n" +
@@ -772,7 +806,7 @@ const file_sluice_v1_api_proto_rawDesc = "" +
 	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"C\n" +
 	"\x0fListRunsRequest\x12\x1a\n" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\xdd\x02\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x98\x03\n" +
 	"\n" +
 	"RunSummary\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
@@ -785,24 +819,27 @@ const file_sluice_v1_api_proto_rawDesc = "" +
 	"finishedAt\x12!\n" +
 	"\fstages_total\x18\a \x01(\x05R\vstagesTotal\x12#\n" +
 	"\rstages_passed\x18\b \x01(\x05R\fstagesPassed\x12#\n" +
-	"\rstages_failed\x18\t \x01(\x05R\fstagesFailed\"=\n" +
+	"\rstages_failed\x18\t \x01(\x05R\fstagesFailed\x12\x16\n" +
+	"\x06commit\x18\n" +
+	" \x01(\tR\x06commit\x12!\n" +
+	"\fsubmitted_by\x18\v \x01(\tR\vsubmittedBy\"=\n" +
 	"\x10ListRunsResponse\x12)\n" +
 	"\x04runs\x18\x01 \x03(\v2\x15.sluice.v1.RunSummaryR\x04runs\":\n" +
 	"\x10CancelRunRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\":\n" +
 	"\x11CancelRunResponse\x12%\n" +
-	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"W\n" +
+	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"[\n" +
 	"\x13ApproveStageRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x1a\n" +
-	"\bapprover\x18\x03 \x01(\tR\bapprover\"=\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x1e\n" +
+	"\bapprover\x18\x03 \x01(\tB\x02\x18\x01R\bapprover\"=\n" +
 	"\x14ApproveStageResponse\x12%\n" +
-	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"L\n" +
+	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"P\n" +
 	"\x12RollbackRunRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x0e\n" +
-	"\x02by\x18\x03 \x01(\tR\x02by\"<\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\"<\n" +
 	"\x13RollbackRunResponse\x12%\n" +
 	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03runB6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 

@@ -75,3 +75,17 @@ func (s RunStatus) Short() string {
 func (o Outcome) Short() string {
 	return strings.ToLower(strings.TrimPrefix(o.String(), "OUTCOME_"))
 }
+
+// IsName reports whether s is a lowercase subject token of at most 64 bytes, starting with a
+// letter or digit: [a-z0-9][a-z0-9_-]*. Pools, roles and user names are such names.
+func IsName(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '-' || s[0] == '_' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -710,8 +710,17 @@ type RunState struct {
 	// Events decided by the last transition. The planner publishes them after the state is
 	// stored; the next transition drops them, and a restarted coordinator republishes them
 	// (the events stream drops duplicates by id).
-	Outbox        []*Event `protobuf:"bytes,15,rep,name=outbox,proto3" json:"outbox,omitempty"`
-	CancelReason  string   `protobuf:"bytes,16,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	Outbox       []*Event `protobuf:"bytes,15,rep,name=outbox,proto3" json:"outbox,omitempty"`
+	CancelReason string   `protobuf:"bytes,16,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// The commit of the source tree, as the submitter's checkout reported it.
+	Commit string `protobuf:"bytes,17,opt,name=commit,proto3" json:"commit,omitempty"`
+	// The authenticated principal (role:name) that submitted the run.
+	SubmittedBy string `protobuf:"bytes,18,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
+	// The ref matched a protected ref of the coordinator's policy, and the submitter is one of
+	// the principals allowed to submit it.
+	RefProtected bool `protobuf:"varint,19,opt,name=ref_protected,json=refProtected,proto3" json:"ref_protected,omitempty"`
+	// The authenticated principal that cancelled the run.
+	CancelledBy   string `protobuf:"bytes,20,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -858,6 +867,34 @@ func (x *RunState) GetCancelReason() string {
 	return ""
 }
 
+func (x *RunState) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *RunState) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
+}
+
+func (x *RunState) GetRefProtected() bool {
+	if x != nil {
+		return x.RefProtected
+	}
+	return false
+}
+
+func (x *RunState) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
 var File_sluice_v1_run_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_run_proto_rawDesc = "" +
@@ -913,7 +950,7 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\x04step\x18\x01 \x01(\x05R\x04step\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12,\n" +
 	"\averdict\x18\x03 \x01(\v2\x12.sluice.v1.VerdictR\averdict\x12*\n" +
-	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xbe\x05\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xc1\x06\n" +
 	"\bRunState\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12+\n" +
@@ -934,7 +971,11 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\vtraceparent\x18\r \x01(\tR\vtraceparent\x12\x1b\n" +
 	"\tevent_seq\x18\x0e \x01(\x03R\beventSeq\x12(\n" +
 	"\x06outbox\x18\x0f \x03(\v2\x10.sluice.v1.EventR\x06outbox\x12#\n" +
-	"\rcancel_reason\x18\x10 \x01(\tR\fcancelReason\x1a7\n" +
+	"\rcancel_reason\x18\x10 \x01(\tR\fcancelReason\x12\x16\n" +
+	"\x06commit\x18\x11 \x01(\tR\x06commit\x12!\n" +
+	"\fsubmitted_by\x18\x12 \x01(\tR\vsubmittedBy\x12#\n" +
+	"\rref_protected\x18\x13 \x01(\bR\frefProtected\x12!\n" +
+	"\fcancelled_by\x18\x14 \x01(\tR\vcancelledBy\x1a7\n" +
 	"\tVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\x87\x01\n" +

@@ -271,7 +271,10 @@ type StageSpec struct {
 	RetryBackoff *durationpb.Duration `protobuf:"bytes,10,opt,name=retry_backoff,json=retryBackoff,proto3" json:"retry_backoff,omitempty"`
 	When         *When                `protobuf:"bytes,11,opt,name=when,proto3" json:"when,omitempty"`
 	// "required" waits for `sluice approve` before dispatch.
-	Approval    string       `protobuf:"bytes,12,opt,name=approval,proto3" json:"approval,omitempty"`
+	Approval string `protobuf:"bytes,12,opt,name=approval,proto3" json:"approval,omitempty"`
+	// Who may approve the stage (and continue its rollout's approval steps): principals
+	// (role:name), roles, or groups of the coordinator's policy. Empty: any approver.
+	ApprovalBy  []string     `protobuf:"bytes,16,rep,name=approval_by,json=approvalBy,proto3" json:"approval_by,omitempty"`
 	Concurrency *Concurrency `protobuf:"bytes,13,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
 	Pool        string       `protobuf:"bytes,14,opt,name=pool,proto3" json:"pool,omitempty"`
 	// Line of the stage in the pipeline file, for messages.
@@ -398,6 +401,13 @@ func (x *StageSpec) GetApproval() string {
 		return x.Approval
 	}
 	return ""
+}
+
+func (x *StageSpec) GetApprovalBy() []string {
+	if x != nil {
+		return x.ApprovalBy
+	}
+	return nil
 }
 
 func (x *StageSpec) GetConcurrency() *Concurrency {
@@ -1545,7 +1555,7 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\x04When\x12\x16\n" +
 	"\x06branch\x18\x01 \x03(\tR\x06branch\"#\n" +
 	"\vConcurrency\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\xf1\x06\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x92\a\n" +
 	"\tStageSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.sluice.v1.StageKindR\x04kind\x12\x14\n" +
@@ -1559,7 +1569,9 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\rretry_backoff\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\fretryBackoff\x12#\n" +
 	"\x04when\x18\v \x01(\v2\x0f.sluice.v1.WhenR\x04when\x12\x1a\n" +
-	"\bapproval\x18\f \x01(\tR\bapproval\x128\n" +
+	"\bapproval\x18\f \x01(\tR\bapproval\x12\x1f\n" +
+	"\vapproval_by\x18\x10 \x03(\tR\n" +
+	"approvalBy\x128\n" +
 	"\vconcurrency\x18\r \x01(\v2\x16.sluice.v1.ConcurrencyR\vconcurrency\x12\x12\n" +
 	"\x04pool\x18\x0e \x01(\tR\x04pool\x12\x12\n" +
 	"\x04line\x18\x0f \x01(\x05R\x04line\x129\n" +

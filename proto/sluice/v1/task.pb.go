@@ -108,7 +108,12 @@ type Task struct {
 	Traceparent  string                 `protobuf:"bytes,15,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	// Set on the tasks of a traffic-shift stage with a rollout: the one action the
 	// coordinator wants done now.
-	Rollout       *RolloutTask `protobuf:"bytes,16,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Rollout *RolloutTask `protobuf:"bytes,16,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// A secret the coordinator derives for this task alone (run, stage, attempt, shard,
+	// rollout action). The worker that holds the delivery signs every Result it publishes
+	// with it (the Sluice-Proof header); a result without a valid proof is dropped. Only the
+	// coordinator and the workers of the task's kind can read tasks.
+	Lease         []byte `protobuf:"bytes,17,opt,name=lease,proto3" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +256,13 @@ func (x *Task) GetTraceparent() string {
 func (x *Task) GetRollout() *RolloutTask {
 	if x != nil {
 		return x.Rollout
+	}
+	return nil
+}
+
+func (x *Task) GetLease() []byte {
+	if x != nil {
+		return x.Lease
 	}
 	return nil
 }
@@ -510,7 +522,7 @@ var File_sluice_v1_task_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x14sluice/v1/task.proto\x12\tsluice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sluice/v1/spec.proto\"\xf8\x04\n" +
+	"\x14sluice/v1/task.proto\x12\tsluice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sluice/v1/spec.proto\"\x8e\x05\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12\x14\n" +
@@ -530,7 +542,8 @@ const file_sluice_v1_task_proto_rawDesc = "" +
 	"\atimeout\x18\r \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12?\n" +
 	"\rdispatched_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\x12 \n" +
 	"\vtraceparent\x18\x0f \x01(\tR\vtraceparent\x120\n" +
-	"\arollout\x18\x10 \x01(\v2\x16.sluice.v1.RolloutTaskR\arollout\x1a6\n" +
+	"\arollout\x18\x10 \x01(\v2\x16.sluice.v1.RolloutTaskR\arollout\x12\x14\n" +
+	"\x05lease\x18\x11 \x01(\fR\x05lease\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +
