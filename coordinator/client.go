@@ -24,6 +24,9 @@ var (
 	// ErrForbidden: the caller's principal may not do what it asked.
 	ErrForbidden     = errors.New("forbidden")
 	ErrNoCoordinator = errors.New("no coordinator is answering")
+	// ErrUnstorable: a run's state cannot be stored or read back; its inputs are dropped
+	// rather than retried, so it cannot hold up other runs.
+	ErrUnstorable = errors.New("run state unstorable")
 )
 
 // Client calls the run API over NATS request/reply, as the identity of its connection.

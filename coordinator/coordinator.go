@@ -97,6 +97,9 @@ type Coordinator struct {
 	now func() time.Time
 }
 
+// stateOverhead is what storing a run's state adds to its bytes (subject, headers).
+const stateOverhead = 4 << 10
+
 // work is one input for one run, processed in the run's lane.
 type work struct {
 	run string
@@ -153,6 +156,10 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return err
 	}
 	c.authenticated = c.nc.AuthRequired()
+	if c.cfg.Policy.MaxStateBytes == 0 {
+		// A KV value is one message: the payload limit, less what the stream adds.
+		c.cfg.Policy.MaxStateBytes = int(c.nc.MaxPayload()) - stateOverhead
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -348,6 +355,13 @@ func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
 			}
 			continue
 		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// Decide keeps states within MaxStateBytes; a server configured below it leaves
+			// this run nothing to store. It fails alone: its inputs are dropped, not retried.
+			c.log.Error("run state cannot be stored; dropping the run's inputs", "run", run, "bytes", proto.Size(next), "max_payload", c.nc.MaxPayload())
+			finish(ws, nil, fmt.Errorf("%w: run %s: its state is %d bytes, above the server's max_payload of %d", ErrUnstorable, run, proto.Size(next), c.nc.MaxPayload()))
+			return
+		}
 		if err != nil {
 			finish(ws, nil, fmt.Errorf("store run %s: %w", run, err))
 			return
@@ -400,7 +414,7 @@ func (c *Coordinator) load(ctx context.Context, run string, ws []work) (*sluicev
 	}
 	var st sluicev1.RunState
 	if err := proto.Unmarshal(entry.Value(), &st); err != nil {
-		return nil, 0, fmt.Errorf("decode run %s: %w", run, err)
+		return nil, 0, fmt.Errorf("%w: decode run %s: %v", ErrUnstorable, run, err)
 	}
 	c.cache.put(run, &st, entry.Revision())
 	return &st, entry.Revision(), nil

@@ -2,7 +2,9 @@ package coordinator
 
 import (
 	"fmt"
+	"math"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,11 +89,22 @@ type Policy struct {
 	DeadlineGrace time.Duration
 	// MaxRetryBackoff caps the exponential retry backoff.
 	MaxRetryBackoff time.Duration
+	// MaxRunTasks bounds the tasks of one run in flight (published, not finished); the
+	// shards of an attempt beyond it wait (held) until the run's tasks end, so a run with
+	// thousands of tasks shares the workers with the runs queued after it. 0: no bound.
+	MaxRunTasks int
+	// MaxStateBytes bounds a run's stored state (the server's maximum payload); a state
+	// that grows past it is compacted, and failed when compacting is not enough. 0: no
+	// bound.
+	MaxStateBytes int
 }
+
+// DefaultMaxRunTasks is the in-flight bound of a run when none is configured.
+const DefaultMaxRunTasks = 64
 
 // DefaultPolicy is the policy of a coordinator with no overrides.
 func DefaultPolicy() Policy {
-	return Policy{DeadlineGrace: 30 * time.Second, MaxRetryBackoff: 5 * time.Minute}
+	return Policy{DeadlineGrace: 30 * time.Second, MaxRetryBackoff: 5 * time.Minute, MaxRunTasks: DefaultMaxRunTasks}
 }
 
 // NewRun builds the state of a submitted run before its first transition.
@@ -127,6 +140,8 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) Decision 
 	if !changed {
 		return Decision{Release: d.releases}
 	}
+	d.dispatchHeld()
+	d.fit()
 	d.releaseLocks()
 	d.st.UpdatedAt = timestamppb.New(now)
 	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence}
@@ -338,16 +353,79 @@ func (d *decider) dispatch(i int, attempt int32) {
 		d.startRollout(i, s)
 		return
 	}
+	room, held := d.room(), 0
+	for _, sh := range s.Shards {
+		if room > 0 {
+			room--
+			continue
+		}
+		sh.Held = true
+		held++
+	}
 	d.tasks = append(d.tasks, TasksFor(d.st, i)...)
 	msg := fmt.Sprintf("attempt %d", attempt)
 	if shards > 1 {
 		msg += fmt.Sprintf(", %d shards", shards)
 	}
+	if held > 0 {
+		msg += fmt.Sprintf(" (%d wait: the run has %d tasks in flight at most)", held, d.p.MaxRunTasks)
+	}
 	d.emit("stage.queued", s.GetName(), attempt, msg)
 }
 
+// inFlight counts the run's tasks published and not finished.
+func (d *decider) inFlight() int {
+	n := 0
+	for _, s := range d.st.GetStages() {
+		if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
+			continue
+		}
+		for _, sh := range s.GetShards() {
+			if !sh.GetHeld() && sh.GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// room is how many more tasks the run may have in flight (always positive without a bound).
+func (d *decider) room() int {
+	if d.p.MaxRunTasks <= 0 {
+		return math.MaxInt
+	}
+	return d.p.MaxRunTasks - d.inFlight()
+}
+
+// dispatchHeld publishes held shards, in stage order, while the run has room.
+func (d *decider) dispatchHeld() {
+	room := d.room()
+	for i, s := range d.st.GetStages() {
+		if room <= 0 {
+			return
+		}
+		if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
+			continue
+		}
+		var released []int32
+		for _, sh := range s.GetShards() {
+			if sh.GetHeld() && room > 0 {
+				sh.Held = false
+				room--
+				released = append(released, sh.GetIndex())
+			}
+		}
+		for _, t := range TasksFor(d.st, i) {
+			if slices.Contains(released, t.GetShardIndex()) {
+				d.tasks = append(d.tasks, t)
+			}
+		}
+	}
+}
+
 // TasksFor rebuilds the tasks of stage i's current attempt from the state alone, so a
-// restarted coordinator can republish them (the tasks stream drops duplicates by id).
+// restarted coordinator can republish them (the tasks stream drops duplicates by id). Held
+// shards have none yet.
 func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
 	s := st.GetStages()[i]
 	spec := st.GetSpec().GetStages()[i]
@@ -368,6 +446,9 @@ func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
 	}
 	tasks := make([]*sluicev1.Task, 0, shards)
 	for k := range shards {
+		if k < int32(len(s.GetShards())) && s.GetShards()[k].GetHeld() {
+			continue
+		}
 		tasks = append(tasks, &sluicev1.Task{
 			RunId:        st.GetId(),
 			Pipeline:     st.GetPipeline(),
@@ -387,7 +468,7 @@ func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
 			Rollout:      action,
 		})
 	}
-	if action != nil {
+	if action != nil && len(tasks) > 0 {
 		tasks[0].Timeout = durationpb.New(actionTimeout(spec, action))
 	}
 	return tasks
@@ -421,10 +502,11 @@ func (d *decider) result(r *sluicev1.Result) bool {
 			return false
 		}
 		sh.Phase = sluicev1.ResultPhase_RESULT_PHASE_STARTED
-		sh.Worker = r.GetWorker()
+		sh.Worker = sluicev1.Clip(r.GetWorker(), maxNameBytes)
 		sh.Delivery = r.GetDelivery()
 		sh.StartedAt = timestampOr(r.GetStartedAt(), d.now)
 		d.markRunning(i, s, r)
+		d.extendDeadline(i, s)
 		if s.GetRollout() != nil {
 			d.rolloutStarted(i, s)
 		}
@@ -435,18 +517,16 @@ func (d *decider) result(r *sluicev1.Result) bool {
 		}
 		sh.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 		sh.Outcome = r.GetOutcome()
-		sh.Worker = r.GetWorker()
+		sh.Worker = sluicev1.Clip(r.GetWorker(), maxNameBytes)
 		sh.Delivery = max(sh.GetDelivery(), r.GetDelivery())
-		sh.Message = r.GetMessage()
+		sh.Message = sluicev1.Clip(r.GetMessage(), maxMessageBytes)
 		sh.ExitCode = r.GetExitCode()
 		if sh.StartedAt == nil {
 			sh.StartedAt = timestampOr(r.GetStartedAt(), d.now)
 		}
 		sh.FinishedAt = timestampOr(r.GetFinishedAt(), d.now)
 		d.markRunning(i, s, r)
-		s.Findings = append(s.Findings, r.GetFindings()...)
-		s.Metrics = append(s.Metrics, r.GetMetrics()...)
-		s.Artifacts = append(s.Artifacts, r.GetArtifacts()...)
+		d.fold(s, r)
 		if s.GetRollout() != nil {
 			d.rolloutResult(i, s, r)
 			return true
@@ -455,6 +535,18 @@ func (d *decider) result(r *sluicev1.Result) bool {
 		return true
 	}
 	return false
+}
+
+// extendDeadline keeps a sharded stage's deadline a timeout past its latest shard's start:
+// held shards start as the run's earlier tasks end.
+func (d *decider) extendDeadline(i int, s *sluicev1.StageState) {
+	t := d.spec(i).GetTimeout()
+	if t == nil || s.GetRollout() != nil || s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
+		return
+	}
+	if due := d.now.Add(t.AsDuration() + d.p.DeadlineGrace); s.GetDeadline() == nil || due.After(s.GetDeadline().AsTime()) {
+		s.Deadline = timestamppb.New(due)
+	}
 }
 
 func timestampOr(t *timestamppb.Timestamp, now time.Time) *timestamppb.Timestamp {
@@ -502,7 +594,7 @@ func (d *decider) finalShard(i int, s *sluicev1.StageState, sh *sluicev1.ShardSt
 	s.Deadline = nil
 	s.Message = sh.GetMessage()
 	if n := len(s.GetShards()); n > 1 {
-		s.Message = fmt.Sprintf("all %d shards passed (last: %s)", n, sh.GetMessage())
+		s.Message = sluicev1.Clip(fmt.Sprintf("all %d shards passed (last: %s)", n, sh.GetMessage()), maxMessageBytes)
 	}
 	d.emit("stage.passed", s.GetName(), s.GetAttempt(), durationMsg(s))
 	d.advance()

@@ -86,7 +86,9 @@ func (c *Coordinator) reconcileAll(ctx context.Context) {
 		c.publishOutbox(ctx, st)
 		var fs []jetstream.PubAckFuture
 		for i, s := range st.GetStages() {
-			if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED {
+			// A running stage may still have shards no worker reported on: released from
+			// the run's in-flight bound after it started, or lost with a crashed peer.
+			if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
 				continue
 			}
 			if age := now.Sub(s.GetQueuedAt().AsTime()); age > window-time.Minute {
@@ -150,6 +152,9 @@ func (c *Coordinator) consumeResults(ctx context.Context) (func(), error) {
 				_ = msg.Ack()
 			case errors.Is(err, ErrNotFound):
 				_ = msg.TermWithReason("run not found")
+			case errors.Is(err, ErrUnstorable):
+				c.log.Error("result dropped", "run", r.GetRunId(), "stage", r.GetStage(), "err", err)
+				_ = msg.TermWithReason(err.Error())
 			default:
 				c.log.Warn("result not applied; retrying", "run", r.GetRunId(), "stage", r.GetStage(), "err", err)
 				_ = msg.NakWithDelay(time.Second)

@@ -156,9 +156,9 @@ func publishResultAs(t *testing.T, env *bustest.Env, js jetstream.JetStream, id 
 	msg := nats.NewMsg(env.Config.Names.Result(r.GetRunId(), id))
 	msg.Data = data
 	msg.Header.Set(bus.HeaderProof, bus.Prove(lease, data))
-	task := &sluicev1.Task{RunId: r.GetRunId(), Stage: r.GetStage(), Attempt: r.GetAttempt(), ShardIndex: r.GetShardIndex(), ShardCount: 1,
-		Rollout: &sluicev1.RolloutTask{Seq: r.GetRolloutSeq()}}
-	msg.Header.Set(nats.MsgIdHdr, bus.ResultMsgID(bus.TaskID(task), strings.ToLower(r.GetPhase().String())))
+	// Unique per shard and phase, as the worker's ids are.
+	msgID := bus.LeaseID(r.GetRunId(), r.GetStage(), r.GetAttempt(), r.GetShardIndex(), r.GetRolloutSeq())
+	msg.Header.Set(nats.MsgIdHdr, bus.ResultMsgID(msgID, strings.ToLower(r.GetPhase().String())))
 	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
 		t.Errorf("publish result: %v", err)
 	}

@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,22 +35,31 @@ const (
 
 var errLogClosed = errors.New("log closed")
 
-// logSink batches a task's output into LogChunks on Names.Log(run, stage). Publishes are
-// asynchronous; close waits for their acks, so a final result is only sent after the logs
-// it summarises are stored (or known lost).
+// logSink batches a task's output into LogChunks on Names.Log(run, stage). It keeps every
+// stream's output in whole lines, so that the worker's own lines never land inside a step's
+// line and no chunk boundary splits a line that fits in one; a step's unterminated last line
+// goes out when the step ends (Flush) or grows past a chunk. The steps' streams together may
+// write at most limit bytes; the rest is counted and dropped, with a marker, so one stage
+// cannot crowd other runs out of the logs stream. Publishes are asynchronous; close waits
+// for their acks, so a final result is only sent after the logs it summarises are stored
+// (or known lost).
 type logSink struct {
 	js      jetstream.JetStream
 	subject string
 	task    *sluicev1.Task
+	limit   int64
 
 	mu      sync.Mutex
-	segs    []logSegment // in write order; consecutive writes to one stream share a segment
+	segs    []logSegment // whole lines in write order; consecutive lines of one stream share a segment
+	partial map[string][]byte
 	size    int
 	timer   *time.Timer
 	closed  bool
 	pending []jetstream.PubAckFuture
 	sent    int
 	errs    []error
+	// written counts the steps' bytes kept; dropped those past the limit.
+	written, dropped int64
 }
 
 type logSegment struct {
@@ -58,8 +68,14 @@ type logSegment struct {
 	at     time.Time
 }
 
-func newLogSink(js jetstream.JetStream, names bus.Names, t *sluicev1.Task) *logSink {
-	return &logSink{js: js, subject: names.Log(t.GetRunId(), t.GetStage()), task: t}
+// DefaultLogLimit bounds what the steps of one task may write to the logs stream.
+const DefaultLogLimit = 8 << 20
+
+func newLogSink(js jetstream.JetStream, names bus.Names, t *sluicev1.Task, limit int64) *logSink {
+	if limit <= 0 {
+		limit = DefaultLogLimit
+	}
+	return &logSink{js: js, subject: names.Log(t.GetRunId(), t.GetStage()), task: t, limit: limit, partial: map[string][]byte{}}
 }
 
 // taskHeader is a fresh header naming t's run, stage, attempt and shard, so a message can
@@ -76,7 +92,7 @@ func taskHeader(t *sluicev1.Task) nats.Header {
 	return h
 }
 
-// writer returns an io.Writer for one stream.
+// writer returns an io.Writer for one stream; its Flush ends the stream's current line.
 func (s *logSink) writer(stream string) io.Writer { return streamWriter{s, stream} }
 
 type streamWriter struct {
@@ -85,6 +101,15 @@ type streamWriter struct {
 }
 
 func (w streamWriter) Write(p []byte) (int, error) { return w.s.write(w.stream, p) }
+
+// Flush sends the stream's unterminated line, ended by a newline: the step that wrote it
+// has ended.
+func (w streamWriter) Flush() error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.s.endLineLocked(w.stream)
+	return nil
+}
 
 func (s *logSink) write(stream string, p []byte) (int, error) {
 	if len(p) == 0 {
@@ -95,19 +120,73 @@ func (s *logSink) write(stream string, p []byte) (int, error) {
 	if s.closed {
 		return 0, errLogClosed
 	}
-	if n := len(s.segs); n > 0 && s.segs[n-1].stream == stream {
-		s.segs[n-1].data = append(s.segs[n-1].data, p...)
-	} else {
-		s.segs = append(s.segs, logSegment{stream: stream, data: append([]byte(nil), p...), at: time.Now()})
+	n := len(p)
+	if stream != StreamSluice {
+		if room := s.limit - s.written; int64(len(p)) > room {
+			if room <= 0 {
+				s.dropped += int64(len(p))
+				return n, nil
+			}
+			s.dropped += int64(len(p)) - room
+			p = p[:room]
+			s.written += room
+			s.lineLocked(stream, p)
+			s.endLineLocked(stream)
+			s.appendLocked(StreamSluice, []byte(fmt.Sprintf("[sluice] output truncated: the steps wrote more than the %s log limit; the rest is dropped\n", byteSize(s.limit))))
+			return n, nil
+		}
+		s.written += int64(len(p))
 	}
-	s.size += len(p)
+	s.lineLocked(stream, p)
+	return n, nil
+}
+
+// lineLocked adds p to stream's output: whole lines go to the segments, an unterminated
+// tail waits for the rest of its line (or for its stream to end, or to fill a chunk).
+func (s *logSink) lineLocked(stream string, p []byte) {
+	data := append(s.partial[stream], p...)
+	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
+		s.appendLocked(stream, data[:i+1])
+		data = data[i+1:]
+	}
+	if len(data) >= logFlushBytes {
+		s.appendLocked(stream, data)
+		data = nil
+	}
+	s.partial[stream] = append([]byte(nil), data...)
+}
+
+// endLineLocked sends stream's unterminated line with a newline.
+func (s *logSink) endLineLocked(stream string) {
+	if tail := s.partial[stream]; len(tail) > 0 {
+		s.appendLocked(stream, append(tail, '\n'))
+		s.partial[stream] = nil
+	}
+}
+
+func (s *logSink) appendLocked(stream string, data []byte) {
+	if n := len(s.segs); n > 0 && s.segs[n-1].stream == stream {
+		s.segs[n-1].data = append(s.segs[n-1].data, data...)
+	} else {
+		s.segs = append(s.segs, logSegment{stream: stream, data: append([]byte(nil), data...), at: time.Now()})
+	}
+	s.size += len(data)
 	switch {
 	case s.size >= logFlushBytes:
 		s.flushLocked()
 	case s.timer == nil:
 		s.timer = time.AfterFunc(logFlushEvery, s.timedFlush)
 	}
-	return len(p), nil
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func (s *logSink) timedFlush() {
@@ -129,6 +208,10 @@ func (s *logSink) flushLocked() {
 	for _, seg := range s.segs {
 		for data := seg.data; len(data) > 0; {
 			n := min(len(data), logFlushBytes)
+			// Cut after the last whole line that fits, when there is one.
+			if i := bytes.LastIndexByte(data[:n], '\n'); i >= 0 && n < len(data) {
+				n = i + 1
+			}
 			s.publishLocked(seg.stream, data[:n], seg.at)
 			data = data[n:]
 		}
@@ -176,10 +259,17 @@ func settled(f jetstream.PubAckFuture) (bool, error) {
 	}
 }
 
-// close publishes what is buffered and waits for every ack (or ctx). The error says how
-// many chunks were not stored and why the first was not.
+// close publishes what is buffered, with a line counting the dropped output, and waits for
+// every ack (or ctx). The error says how many chunks were not stored and why the first was
+// not.
 func (s *logSink) close(ctx context.Context) error {
 	s.mu.Lock()
+	for _, stream := range []string{StreamStdout, StreamStderr, StreamSluice} {
+		s.endLineLocked(stream)
+	}
+	if s.dropped > 0 {
+		s.appendLocked(StreamSluice, []byte(fmt.Sprintf("[sluice] %d bytes of output dropped after the first %s (the worker's --log-limit)\n", s.dropped, byteSize(s.limit))))
+	}
 	s.flushLocked()
 	s.closed = true
 	pending, errs, sent := s.pending, s.errs, s.sent

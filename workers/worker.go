@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,9 @@ type Config struct {
 	ID       string        // worker id in results; default hostname-pid
 	Logger   *slog.Logger  // default slog.Default()
 	Registry *Registry     // default DefaultRegistry()
+	// LogLimit bounds the bytes a task's steps may write to the logs stream; the rest is
+	// dropped with a marker. Default DefaultLogLimit.
+	LogLimit int64
 }
 
 // Worker serves the tasks of its kinds. Create it with New, start it with Run.
@@ -426,7 +430,7 @@ func decodeTask(data []byte, t *sluicev1.Task) error {
 // execute prepares the task's directories, environment, logs and source, runs the handler
 // and returns its result, with cancellations and setup errors mapped to outcomes.
 func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger) (res *sluicev1.Result, dir string) {
-	sink := newLogSink(w.js, w.c.Names, task)
+	sink := newLogSink(w.js, w.c.Names, task, w.c.LogLimit)
 	dir, err := os.MkdirTemp(w.c.WorkDir, taskDirPrefix(task))
 	if err != nil {
 		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err)), ""
@@ -504,12 +508,20 @@ func interrupted(ctx context.Context, res *sluicev1.Result) *sluicev1.Result {
 func (w *Worker) closeLogs(sink *logSink, log *slog.Logger, res *sluicev1.Result) *sluicev1.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	if err := sink.close(ctx); err != nil {
+	err := sink.close(ctx)
+	if err != nil {
 		log.Warn("task logs incomplete", "err", err)
+	}
+	if err != nil || sink.dropped > 0 {
 		if res.Detail == nil {
 			res.Detail = make(map[string]string)
 		}
-		res.Detail["logs"] = err.Error()
+		if err != nil {
+			res.Detail["logs"] = err.Error()
+		}
+		if sink.dropped > 0 {
+			res.Detail["logs_dropped_bytes"] = strconv.FormatInt(sink.dropped, 10)
+		}
 	}
 	return res
 }
@@ -539,6 +551,7 @@ func (w *Worker) publishResult(task *sluicev1.Task, res *sluicev1.Result) error 
 	if res.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
 		phase = "final"
 	}
+	fitResult(res, int(w.nc.MaxPayload())-resultHeadroom)
 	data, err := proto.Marshal(res)
 	if err != nil {
 		return fmt.Errorf("encode %s result: %w", phase, err)

@@ -17,6 +17,7 @@ func newCoordinatorCmd(a *app) *cobra.Command {
 		id       string
 		authDir  string
 		user     string
+		runTasks int
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -45,6 +46,9 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
   sluice coordinator --nats nats://nats-1:4222,nats://nats-2:4222 --auth /etc/sluice/auth --replicas 3`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runTasks < 1 {
+				return usageErrorf(cmd, "--max-run-tasks %d: must be 1 or more", runTasks)
+			}
 			if replicas < 1 || replicas > 5 {
 				return usageErrorf(cmd, "--replicas %d: must be from 1 to 5", replicas)
 			}
@@ -66,7 +70,10 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 			}
 			defer c.Close()
 			a.warnUnauthenticated(c)
+			policy := coordinator.DefaultPolicy()
+			policy.MaxRunTasks = runTasks
 			coord, err := coordinator.New(c.nc, coordinator.Config{
+				Policy:   policy,
 				Names:    c.names,
 				Bus:      bus.Config{Names: c.names, Replicas: replicas}.WithDefaults(),
 				HTTPAddr: httpAddr,
@@ -90,5 +97,6 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 	f.StringVar(&id, "id", "", "name of this coordinator in logs (default: hostname-pid)")
 	f.StringVar(&authDir, "auth", "", "auth directory from `sluice auth init`: credentials, trust file, policy and evidence key")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the coordinator user whose credentials to use")
+	f.IntVar(&runTasks, "max-run-tasks", coordinator.DefaultMaxRunTasks, "tasks of one run in flight at once; the rest of its shards wait, so a huge run cannot starve the runs after it")
 	return cmd
 }

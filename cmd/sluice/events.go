@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,7 +39,7 @@ stage.approved (and the rollout events of traffic-shift stages).
 
 Without --follow it prints the events stored now and exits; with --follow it then keeps
 printing new ones until Ctrl-C. --type, --pipeline and --run narrow the subjects read
-(NATS wildcards work: --type 'stage.*'). --json prints one protojson Event per line, with
+(--type also takes a family: 'stage.*', 'rollout.*'). --json prints one protojson Event per line, with
 its type and stage as fields, for jq and log shippers.
 
 Other systems subscribe to the same stream directly: subjects are
@@ -57,10 +58,13 @@ can be made to store a copy of a message on any subject (a JetStream read answer
   sluice events --follow --json | jq -c 'select(.type == "run.failed")'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for flag, v := range map[string]string{"--type": o.typ, "--pipeline": o.pipeline, "--run": o.run} {
-				if strings.ContainsAny(v, " \t\r\n") {
-					return usageErrorf(cmd, "%s %q: no spaces allowed in subject tokens", flag, v)
+			for flag, v := range map[string]string{"--pipeline": o.pipeline, "--run": o.run} {
+				if v != "" && !subjectToken.MatchString(v) {
+					return usageErrorf(cmd, "%s %q: pipeline names and run ids are letters, digits, '-' and '_' (no NATS wildcards or dots; leave it out for all)", flag, v)
 				}
+			}
+			if o.typ != "" && !eventType.MatchString(o.typ) {
+				return usageErrorf(cmd, "--type %q: an event type such as stage.failed, or a family such as 'stage.*'", o.typ)
 			}
 			ctx := cmd.Context()
 			c, err := a.connect(ctx, "sluice events")
@@ -112,6 +116,9 @@ can be made to store a copy of a message on any subject (a JetStream read answer
 	f.StringVar(&o.key, "key", "", "the fleet's evidence.pub: check the signed events and the subject of every event")
 	return cmd
 }
+
+// eventType is a type (stage.failed) or a family ending in a wildcard (stage.*, rollout.>).
+var eventType = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)*(\.(\*|>))?$`)
 
 // eventsFilter is the subject filter for the options: <prefix>.event.<pipeline>.<run>.<type>.
 func eventsFilter(c *conn, o eventsOptions) string {

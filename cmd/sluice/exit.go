@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -85,8 +86,28 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		if len(args) > len(names) {
 			return usageErrorf(cmd, "%s takes %d argument(s), got %d: unexpected %q", cmd.CommandPath(), len(names), len(args), args[len(names)])
 		}
+		for i, name := range names {
+			if err := checkToken(name, args[i]); err != nil {
+				return usageError(cmd, err)
+			}
+		}
 		return nil
 	}
+}
+
+// tokenArgs are the arguments that become one token of a NATS subject: a wildcard or a
+// dot in one would read other runs' subjects.
+var tokenArgs = map[string]string{"ID": "run id", "STAGE": "stage name"}
+
+var subjectToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// checkToken rejects a run id or stage name that is not one subject token.
+func checkToken(arg, value string) error {
+	what, ok := tokenArgs[arg]
+	if !ok || subjectToken.MatchString(value) {
+		return nil
+	}
+	return fmt.Errorf("%s %q: %ss are letters, digits, '-' and '_' (no NATS wildcards, dots or spaces); see `sluice runs list`", arg, value, what)
 }
 
 func joinArgs(names []string) string { return strings.Join(names, " and ") }

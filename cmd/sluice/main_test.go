@@ -81,6 +81,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"bad replicas", []string{"coordinator", "--replicas", "0"}, "--replicas 0"},
 		{"negative limit", []string{"runs", "list", "--limit", "-1"}, "--limit -1"},
 		{"missing demo example", []string{"demo", "--example", "testdata/nowhere"}, "pass --example DIR"},
+		{"wildcard run id", []string{"logs", "*", "*"}, `ID "*": run ids are letters`},
+		{"wildcard stage", []string{"logs", "r1", ">"}, `STAGE ">": stage names are letters`},
+		{"dotted run id", []string{"runs", "show", "r1.x"}, `ID "r1.x"`},
+		{"wildcard in approve", []string{"approve", "r1", "prod.*"}, `STAGE "prod.*"`},
+		{"wildcard in cancel", []string{"cancel", ">"}, `ID ">"`},
+		{"wildcard events run", []string{"events", "--run", "*"}, `--run "*"`},
+		{"dotted events pipeline", []string{"events", "--pipeline", "a.b"}, `--pipeline "a.b"`},
+		{"bad events type", []string{"events", "--type", "stage. failed"}, `--type "stage. failed"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

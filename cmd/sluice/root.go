@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -107,14 +106,10 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 	return root
 }
 
-// validPrefix is what a prefix must look like to be one token of a subject and part of stream
-// and bucket names.
-var validPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-
 // setup checks the global flags and builds the logger the long-running roles (dev,
 // coordinator, worker) log with.
 func (a *app) setup(cmd *cobra.Command) error {
-	if !validPrefix.MatchString(a.prefix) {
+	if !subjectToken.MatchString(a.prefix) {
 		return usageErrorf(cmd, "--prefix %q: use letters, digits, '-' and '_' only (it becomes part of subjects and stream names)", a.prefix)
 	}
 	var level slog.Level

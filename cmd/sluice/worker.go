@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +29,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		id          string
 		authDir     string
 		user        string
+		logLimit    string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -61,6 +65,10 @@ the rest back to the fleet.`,
 			}
 			if concurrency < 1 {
 				return usageErrorf(cmd, "--concurrency %d: must be 1 or more", concurrency)
+			}
+			limit, err := parseSize(logLimit)
+			if err != nil {
+				return usageErrorf(cmd, "--log-limit %q: %v", logLimit, err)
 			}
 			if authDir != "" && a.creds != "" {
 				return usageErrorf(cmd, "--auth and --creds exclude each other: --auth picks each kind's credentials from DIR/creds")
@@ -104,6 +112,7 @@ the rest back to the fleet.`,
 					ID:          id,
 					Logger:      a.log,
 					Registry:    reg,
+					LogLimit:    limit,
 				})
 				if err != nil {
 					return fmt.Errorf("worker: %w", err)
@@ -124,6 +133,7 @@ the rest back to the fleet.`,
 	f.StringVar(&workDir, "work-dir", "", "where each task's tree is extracted (default: $TMPDIR/sluice/work)")
 	f.DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may take to finish before they are handed back")
 	f.StringVar(&id, "id", "", "worker id in results and logs (default: hostname-pid)")
+	f.StringVar(&logLimit, "log-limit", "8MiB", "output a task's steps may write to the logs stream; the rest is dropped with a marker")
 	f.StringVar(&authDir, "auth", "", "auth directory (`sluice auth init`): each kind connects with DIR/creds/worker-<kind>[-USER].creds")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the user whose credentials to use (`sluice auth add-user worker-KIND USER`)")
 	return cmd
@@ -150,4 +160,24 @@ func runAll(ctx context.Context, ws []*workers.Worker) error {
 		}
 	}
 	return first
+}
+
+// parseSize reads a byte size: a number with an optional unit (B, KiB, MiB, GiB, KB, MB, GB).
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		n      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, errors.New("want a positive size such as 8MiB, 512KiB or 1048576")
+	}
+	return n * mult, nil
 }

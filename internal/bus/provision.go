@@ -33,6 +33,9 @@ const (
 	DefaultLogsMaxBytes    = int64(1 << 30)
 	DefaultResultsMaxAge   = 7 * 24 * time.Hour
 	DefaultDuplicateWindow = 10 * time.Minute
+	// LogsMaxChunksPerStage bounds the log chunks kept per stage (about 512 MiB of 32 KiB
+	// chunks); past it the stage's own oldest chunks go.
+	LogsMaxChunksPerStage = 16384
 	// AdvisoriesMaxAge keeps max-deliveries advisories long enough for a coordinator that
 	// was down over a weekend to still fail the stages they name.
 	AdvisoriesMaxAge = 7 * 24 * time.Hour
@@ -147,6 +150,9 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 			MaxAge:      c.LogsMaxAge,
 			MaxBytes:    c.LogsMaxBytes,
 			Discard:     jetstream.DiscardOld,
+			// Workers cap each task's output; this holds a stage whose worker did not (all its
+			// attempts and shards) to its own oldest chunks, never to other stages' logs.
+			MaxMsgsPerSubject: LogsMaxChunksPerStage,
 		},
 		{
 			Name:        n.AdvisoryStream(),

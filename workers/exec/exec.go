@@ -146,6 +146,12 @@ func (r *Runner) Run(ctx context.Context, step int, command string) (StepResult,
 	}
 	waitErr := cmd.Wait()
 	res.Duration = time.Since(start)
+	// The step's last line ends with it: it must not run into the next line written.
+	for _, w := range []io.Writer{r.Stdout, r.Stderr} {
+		if f, ok := w.(interface{ Flush() error }); ok {
+			_ = f.Flush()
+		}
+	}
 	select {
 	case <-killed:
 		hardKill.Stop()

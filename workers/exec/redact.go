@@ -71,6 +71,19 @@ func (r *Redactor) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Flush writes the held-back tail, redacted, as at Close, then flushes the underlying
+// writer if it can: the step that wrote the output has ended, and a secret does not span
+// two steps.
+func (r *Redactor) Flush() error {
+	if err := r.Close(); err != nil {
+		return err
+	}
+	if f, ok := r.w.(interface{ Flush() error }); ok {
+		return f.Flush()
+	}
+	return nil
+}
+
 // Close writes the held-back tail, redacted. It does not close the underlying writer.
 func (r *Redactor) Close() error {
 	r.mu.Lock()

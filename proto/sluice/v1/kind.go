@@ -89,3 +89,16 @@ func IsName(s string) bool {
 	}
 	return true
 }
+
+// Clip cuts s to at most n bytes on a rune boundary, ending it with "..." when cut: the
+// bound of a message or name that travels in a result or a run's state.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n-3, 0)
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "..."
+}

@@ -231,16 +231,19 @@ func (RolloutPhase) EnumDescriptor() ([]byte, []int) {
 
 // ShardState is the coordinator's view of one shard of the current attempt.
 type ShardState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Phase         ResultPhase            `protobuf:"varint,2,opt,name=phase,proto3,enum=sluice.v1.ResultPhase" json:"phase,omitempty"`
-	Outcome       Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=sluice.v1.Outcome" json:"outcome,omitempty"`
-	Worker        string                 `protobuf:"bytes,4,opt,name=worker,proto3" json:"worker,omitempty"`
-	Delivery      int32                  `protobuf:"varint,5,opt,name=delivery,proto3" json:"delivery,omitempty"`
-	Message       string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,7,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Index      int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Phase      ResultPhase            `protobuf:"varint,2,opt,name=phase,proto3,enum=sluice.v1.ResultPhase" json:"phase,omitempty"`
+	Outcome    Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=sluice.v1.Outcome" json:"outcome,omitempty"`
+	Worker     string                 `protobuf:"bytes,4,opt,name=worker,proto3" json:"worker,omitempty"`
+	Delivery   int32                  `protobuf:"varint,5,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	Message    string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	ExitCode   int32                  `protobuf:"varint,7,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	StartedAt  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Not dispatched yet: the run had its limit of tasks in flight when the attempt began.
+	// The coordinator dispatches the shard when one of the run's tasks ends.
+	Held          bool `protobuf:"varint,10,opt,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -338,6 +341,13 @@ func (x *ShardState) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ShardState) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
 type StageState struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -359,9 +369,12 @@ type StageState struct {
 	// The rollout of a traffic-shift stage, owned by the coordinator.
 	Rollout *RolloutState `protobuf:"bytes,15,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// The stage holds the lock of its concurrency group (KV sluice_locks).
-	LockHeld      bool `protobuf:"varint,16,opt,name=lock_held,json=lockHeld,proto3" json:"lock_held,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LockHeld bool `protobuf:"varint,16,opt,name=lock_held,json=lockHeld,proto3" json:"lock_held,omitempty"`
+	// Findings the results reported beyond those kept in the run's state (the stage's
+	// artifacts hold them all).
+	FindingsOmitted int32 `protobuf:"varint,17,opt,name=findings_omitted,json=findingsOmitted,proto3" json:"findings_omitted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StageState) Reset() {
@@ -504,6 +517,13 @@ func (x *StageState) GetLockHeld() bool {
 		return x.LockHeld
 	}
 	return false
+}
+
+func (x *StageState) GetFindingsOmitted() int32 {
+	if x != nil {
+		return x.FindingsOmitted
+	}
+	return 0
 }
 
 type RolloutState struct {
@@ -899,7 +919,7 @@ var File_sluice_v1_run_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_run_proto_rawDesc = "" +
 	"\n" +
-	"\x13sluice/v1/run.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sluice/v1/event.proto\x1a\x16sluice/v1/result.proto\x1a\x14sluice/v1/spec.proto\"\xe1\x02\n" +
+	"\x13sluice/v1/run.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15sluice/v1/event.proto\x1a\x16sluice/v1/result.proto\x1a\x14sluice/v1/spec.proto\"\xf5\x02\n" +
 	"\n" +
 	"ShardState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12,\n" +
@@ -912,7 +932,9 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAt\"\xd7\x05\n" +
+	"finishedAt\x12\x12\n" +
+	"\x04held\x18\n" +
+	" \x01(\bR\x04held\"\x82\x06\n" +
 	"\n" +
 	"StageState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
@@ -934,7 +956,8 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\vapproved_by\x18\x0e \x01(\tR\n" +
 	"approvedBy\x121\n" +
 	"\arollout\x18\x0f \x01(\v2\x17.sluice.v1.RolloutStateR\arollout\x12\x1b\n" +
-	"\tlock_held\x18\x10 \x01(\bR\blockHeld\"\xd7\x02\n" +
+	"\tlock_held\x18\x10 \x01(\bR\blockHeld\x12)\n" +
+	"\x10findings_omitted\x18\x11 \x01(\x05R\x0ffindingsOmitted\"\xd7\x02\n" +
 	"\fRolloutState\x12-\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x17.sluice.v1.RolloutPhaseR\x05phase\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x16\n" +

@@ -1,0 +1,46 @@
+package workers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+// TestResultsOverTheServerLimitKeepTheirOutcome: a handler reporting far more than the
+// server's maximum payload gets its result through once, with its own outcome and a message
+// saying what was left out; one that cannot be made to fit fails with the sizes, not after
+// five deliveries as "no worker finished it".
+func TestResultsOverTheServerLimitKeepTheirOutcome(t *testing.T) {
+	h := newHarness(t)
+	reg := DefaultRegistry()
+	reg.Register(static, HandlerFunc(func(_ context.Context, t *Task) *sluicev1.Result {
+		res := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_FAILED, Message: "lint found problems"}
+		switch t.Task.GetRunId() {
+		case "many-findings":
+			for i := range 100_000 {
+				res.Findings = append(res.Findings, &sluicev1.Finding{Rule: "X-1", File: fmt.Sprintf("src/file%d.go", i), Line: int32(i), Message: strings.Repeat("m", 40)})
+			}
+		case "huge-detail":
+			res.Detail = map[string]string{"dump": strings.Repeat("d", 3<<20)}
+		}
+		return res
+	}))
+	h.publish(t, newTask("many-findings", "true"))
+	h.publish(t, newTask("huge-detail", "true"))
+	h.start(t, Config{Registry: reg})
+
+	res := h.final(t, "many-findings")
+	if res.GetOutcome() != sluicev1.Outcome_OUTCOME_FAILED || res.GetDelivery() != 1 || !strings.Contains(res.GetMessage(), "left out of the result to fit") {
+		t.Fatalf("many findings: %s at delivery %d: %q", res.GetOutcome(), res.GetDelivery(), res.GetMessage())
+	}
+	if n := len(res.GetFindings()); n == 0 || n > maxResultFindings {
+		t.Fatalf("%d findings kept, want 1..%d", n, maxResultFindings)
+	}
+	res = h.final(t, "huge-detail")
+	if res.GetOutcome() != sluicev1.Outcome_OUTCOME_ERROR || res.GetDelivery() != 1 || !strings.Contains(res.GetMessage(), "above the server's limit") {
+		t.Fatalf("huge detail: %s at delivery %d: %q", res.GetOutcome(), res.GetDelivery(), res.GetMessage())
+	}
+}

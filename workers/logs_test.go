@@ -1,0 +1,92 @@
+package workers
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
+
+// TestOneStageCannotFloodTheLogs: a step printing 1 GiB keeps the logs stream to its limit
+// with a marker saying what was dropped, and another run's logs stay readable.
+func TestOneStageCannotFloodTheLogs(t *testing.T) {
+	h := newHarness(t)
+	h.publish(t, newTask("quiet", "echo the quiet run, its only line"))
+	h.publish(t, newTask("flood", "yes 'a line of flood output' | head -c 1073741824"))
+	const limit = 1 << 20
+	h.start(t, Config{LogLimit: limit})
+	if res := h.final(t, "quiet"); res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
+		t.Fatalf("quiet: %s %q", res.GetOutcome(), res.GetMessage())
+	}
+	res := h.final(t, "flood")
+	if res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
+		t.Fatalf("flood: %s %q", res.GetOutcome(), res.GetMessage())
+	}
+	if got := res.GetDetail()["logs_dropped_bytes"]; got != strconv.Itoa(1<<30-limit) {
+		t.Fatalf("the result says %q bytes were dropped, want %d", got, 1<<30-limit)
+	}
+	var stored int
+	var sluice strings.Builder
+	for _, c := range h.logChunks(t, "flood", "build") {
+		if c.GetStream() == StreamSluice {
+			sluice.Write(c.GetData())
+			continue
+		}
+		stored += len(c.GetData())
+	}
+	if stored > limit+1 {
+		t.Fatalf("the flood stored %d bytes of output, the limit is %d", stored, limit)
+	}
+	for _, want := range []string{"output truncated: the steps wrote more than the 1.0 MiB log limit", strconv.Itoa(1<<30-limit) + " bytes of output dropped"} {
+		if !strings.Contains(sluice.String(), want) {
+			t.Errorf("the worker's lines do not say %q:\n%s", want, sluice.String())
+		}
+	}
+	var quiet bytes.Buffer
+	for _, c := range h.logChunks(t, "quiet", "build") {
+		if c.GetStream() == StreamStdout {
+			quiet.Write(c.GetData())
+		}
+	}
+	if quiet.String() != "the quiet run, its only line\n" {
+		t.Fatalf("the other run's logs: %q", quiet.String())
+	}
+}
+
+// TestWorkerLinesNeverSplitAStepLine reads the logs as `sluice logs` prints them (every
+// stream in chunk order) and expects each step's lines whole, though a secret makes the
+// redactor hold back output and the steps end without a newline.
+func TestWorkerLinesNeverSplitAStepLine(t *testing.T) {
+	t.Setenv("SLUICE_TEST_SECRET", "a-long-secret-value")
+	h := newHarness(t)
+	task := newTask("lines",
+		`printf 'no newline at the end'`,
+		`printf 'half'; sleep 0.5; echo ' and half'; printf 'err without newline' >&2`)
+	task.Spec.Secrets = []string{"SLUICE_TEST_SECRET"}
+	h.publish(t, task)
+	h.start(t, Config{})
+	if res := h.final(t, "lines"); res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
+		t.Fatalf("%s %q", res.GetOutcome(), res.GetMessage())
+	}
+	var all bytes.Buffer
+	for _, c := range h.logChunks(t, "lines", "build") {
+		all.Write(c.GetData())
+	}
+	lines := strings.Split(all.String(), "\n")
+	for _, want := range []string{"no newline at the end", "half and half", "err without newline"} {
+		found := false
+		for _, l := range lines {
+			found = found || l == want
+		}
+		if !found {
+			t.Errorf("no whole line %q in:\n%s", want, all.String())
+		}
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "step ") && !strings.HasPrefix(l, "step ") {
+			t.Errorf("a worker line shares a line with step output: %q", l)
+		}
+	}
+}
