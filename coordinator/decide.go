@@ -462,6 +462,7 @@ func TasksFor(st *sluicev1.RunState, i int) []*sluicev1.Task {
 			Env:          env,
 			SourceDigest: st.GetSourceDigest(),
 			Ref:          st.GetRef(),
+			RefProtected: st.GetRefProtected(),
 			Timeout:      spec.GetTimeout(),
 			DispatchedAt: s.GetQueuedAt(),
 			Traceparent:  st.GetTraceparent(),

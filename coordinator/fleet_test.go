@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -45,7 +46,7 @@ func startFleet(tb testing.TB, concurrency int, reg *workers.Registry) *fleet {
 	})
 	wc := workers.Config{
 		Bus: env.Config, Concurrency: concurrency, Logger: bustest.Logger(), Registry: reg,
-		CacheDir: tb.TempDir(), WorkDir: tb.TempDir(),
+		CacheDir: tb.TempDir(), WorkDir: testdir.Reachable(tb),
 	}
 	if reg != nil {
 		wc.Kinds = []sluicev1.StageKind{sluicev1.StageKind_STAGE_KIND_STATIC}
@@ -102,7 +103,7 @@ func barrier(self, partner string) string {
 
 func TestFleetSevenStageDAGRunsParallelPairsConcurrently(t *testing.T) {
 	f := startFleet(t, 2, nil)
-	marks := t.TempDir()
+	marks := testdir.Shared(t)
 	spec := &sluicev1.PipelineSpec{Version: 1, Name: "seven", Env: map[string]string{"MARKS": marks}, Stages: []*sluicev1.StageSpec{
 		runStage("lint", nil, barrier("lint", "typecheck")),
 		runStage("typecheck", nil, barrier("typecheck", "lint")),
@@ -159,7 +160,7 @@ func storedEvents(t *testing.T, env *bustest.Env, run string) []string {
 
 func TestFleetTimeoutsAndRetries(t *testing.T) {
 	f := startFleet(t, 2, nil)
-	dir := t.TempDir()
+	dir := testdir.Shared(t)
 	counter := filepath.Join(dir, "attempts")
 	flaky := runStage("flaky", nil, fmt.Sprintf(`echo x >> %q; [ $(wc -l < %q) -ge 2 ]`, counter, counter))
 	flaky.Retries = 2
@@ -213,7 +214,7 @@ func TestFleetOnAThreeNodeClusterSurvivesLosingANode(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Go(func() { _ = c.Run(ctx) })
-	w, err := workers.New(nc, workers.Config{Bus: cfg, Concurrency: 4, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: t.TempDir(),
+	w, err := workers.New(nc, workers.Config{Bus: cfg, Concurrency: 4, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: testdir.Reachable(t),
 		Kinds: []sluicev1.StageKind{sluicev1.StageKind_STAGE_KIND_STATIC}})
 	if err != nil {
 		t.Fatal(err)

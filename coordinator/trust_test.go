@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	"github.com/sluice-ci/sluice/internal/evidence"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -48,7 +50,7 @@ func startSecuredWorker(t *testing.T, s *bustest.Secured, kind sluicev1.StageKin
 	t.Helper()
 	nc, _ := s.Connect(t, auth.WorkerRole(kind), name)
 	w, err := workers.New(nc, workers.Config{
-		Bus: s.Config, Kinds: []sluicev1.StageKind{kind}, ID: name, WorkDir: t.TempDir(), CacheDir: t.TempDir(), Logger: testLogger(),
+		Bus: s.Config, Kinds: []sluicev1.StageKind{kind}, ID: name, WorkDir: testdir.Reachable(t), CacheDir: t.TempDir(), Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +351,13 @@ func TestProtobufSpecsAreHeldToTheLintRules(t *testing.T) {
 		{"retries", []*sluicev1.StageSpec{{Name: "a", Kind: static, Run: []string{"true"}, Retries: 1000000}}, "stages.a.retries: 1000000 is out of range"},
 		{"wildcard pool", []*sluicev1.StageSpec{{Name: "a", Kind: static, Run: []string{"true"}, Pool: "*"}}, `stages.a.pool: invalid pool "*"`},
 		{"state larger than the server allows", []*sluicev1.StageSpec{{Name: "a", Kind: static, Run: []string{long, long}}}, "the run's state would be"},
+		{"5,000 stages", func() []*sluicev1.StageSpec {
+			var many []*sluicev1.StageSpec
+			for i := range 5000 {
+				many = append(many, &sluicev1.StageSpec{Name: fmt.Sprintf("s%d", i), Kind: static, Run: []string{"true"}})
+			}
+			return many
+		}(), "5000 stages, the limit is 1000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -533,5 +542,71 @@ func TestRolloutLeavesSignedEvidence(t *testing.T) {
 		if VerifyEvent(pub, append(bytes.Clone(m.Data()), 0), m.Headers().Get(HeaderSignature)) {
 			t.Fatal("the event signature does not cover its payload")
 		}
+	}
+}
+
+// TestArtifactsAreDownloadsOfTheRunsOwnResults: an HTML artifact is served as an attachment
+// that the browser may not sniff or run; a result naming another run's object gets nothing;
+// an object replaced after its stage ended is refused.
+func TestArtifactsAreDownloadsOfTheRunsOwnResults(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	c, _ := startCoordinator(t, env)
+	store, err := env.JS.ObjectStore(t.Context(), env.Config.Names.ArtifactsStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(name, body string) *sluicev1.ArtifactRef {
+		info, err := store.PutBytes(t.Context(), name, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &sluicev1.ArtifactRef{Name: path.Base(name), Object: name, ContentType: "text/html", Size: int64(info.Size), Digest: bus.ObjectDigest(info.Digest)}
+	}
+	var victim *sluicev1.ArtifactRef
+	startWorker(t, env, func(task *sluicev1.Task) *sluicev1.Result {
+		r := pass(task)
+		r.Artifacts = []*sluicev1.ArtifactRef{
+			put(task.GetRunId()+"/a/1.0.1/xss.html", "<script>alert(document.cookie)</script>"),
+			put(task.GetRunId()+"/a/1.0.1/later.html", "original"),
+		}
+		if victim != nil {
+			r.Artifacts = append(r.Artifacts, victim)
+		}
+		return r
+	})
+	other := submit(t, env, "main", stage("a"))
+	waitRun(t, env, other.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+	victim = &sluicev1.ArtifactRef{Name: "stolen.html", Object: other.GetId() + "/a/1.0.1/xss.html"}
+	st := submit(t, env, "main", stage("a"))
+	waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+	put(st.GetId()+"/a/1.0.1/later.html", "replaced after the stage")
+
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	get := func(name string) *http.Response {
+		resp, err := http.Get(srv.URL + "/api/v1/runs/" + st.GetId() + "/artifacts/a/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	resp := get("xss.html")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the artifact: %d", resp.StatusCode)
+	}
+	for header, want := range map[string]string{
+		"Content-Disposition": `attachment; filename=xss.html`, "X-Content-Type-Options": "nosniff",
+		"Content-Type": "application/octet-stream", "Content-Security-Policy": "sandbox; default-src 'none'",
+	} {
+		if got := resp.Header.Get(header); got != want {
+			t.Errorf("%s: %q, want %q", header, got, want)
+		}
+	}
+	if resp := get("stolen.html"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an artifact of another run: %d, want 404", resp.StatusCode)
+	}
+	if resp := get("later.html"); resp.StatusCode != http.StatusConflict {
+		t.Errorf("an artifact replaced after its stage: %d, want 409", resp.StatusCode)
 	}
 }

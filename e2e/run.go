@@ -452,14 +452,17 @@ func resolve(base, ref string) (string, error) {
 		return "", fmt.Errorf("bad URL %q: %w", ref, err)
 	}
 	if r.IsAbs() {
+		if r.Scheme != "http" && r.Scheme != "https" {
+			return "", fmt.Errorf("URL %q: journeys visit http and https pages only (a file: or other URL would let a journey read the worker's machine)", ref)
+		}
 		return ref, nil
 	}
 	if base == "" {
 		return "", fmt.Errorf("relative URL %q and no base URL (set base_url in the journey or pass one to the run)", ref)
 	}
 	b, err := url.Parse(base)
-	if err != nil || !b.IsAbs() {
-		return "", fmt.Errorf("bad base URL %q", base)
+	if err != nil || !b.IsAbs() || b.Scheme != "http" && b.Scheme != "https" {
+		return "", fmt.Errorf("bad base URL %q: want an http or https URL", base)
 	}
 	return b.ResolveReference(r).String(), nil
 }

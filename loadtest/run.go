@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +83,13 @@ type Options struct {
 	ProcEnv []string
 	// Output receives k6's output (progress lines, logs) while it runs; nil discards it.
 	Output io.Writer
+	// TmpDir holds the run's scratch files (the wrapper script, the summary); empty: a new
+	// directory under the system's. With Prepare, k6 must be able to write it.
+	TmpDir string
+	// Prepare adjusts the k6 command before it starts: a script is untrusted code, and its
+	// open() reads files, so a caller runs k6 as a user of the script's own. The command is
+	// started and waited for on one locked OS thread, as a parent-death signal needs.
+	Prepare func(*exec.Cmd)
 }
 
 // Result is a finished k6 run.
@@ -127,7 +135,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	tmp, err := os.MkdirTemp("", "sluice-k6-")
+	tmp, err := os.MkdirTemp(o.TmpDir, "sluice-k6-")
 	if err != nil {
 		return nil, fmt.Errorf("load test scratch directory: %w", err)
 	}
@@ -150,6 +158,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = killGrace
+	if o.Prepare != nil {
+		o.Prepare(cmd)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		// k6 reads the wrapper and writes the summary in the scratch directory, as whoever
+		// Prepare made it.
+		if cred := cmd.SysProcAttr.Credential; cred != nil {
+			for _, p := range []string{tmp, wrapper} {
+				if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+					return nil, fmt.Errorf("load test scratch directory: %w", err)
+				}
+			}
+		}
+	}
 	start := time.Now()
 	runErr := cmd.Run()
 	res := &Result{ExitCode: cmd.ProcessState.ExitCode(), Elapsed: time.Since(start), K6: k6}

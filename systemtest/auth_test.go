@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -30,7 +31,7 @@ func TestAuthenticatedFleetOfProcesses(t *testing.T) {
 	})
 	worker := func(name string) *proc {
 		return start(t, name, "worker", "--nats", url, "--auth", s.Dir, "--ack-wait", ackWait, "--kinds", "static,test",
-			"--id", name, "--grace", "1s", "--work-dir", t.TempDir(), "--cache-dir", t.TempDir())
+			"--id", name, "--grace", "1s", "--work-dir", testdir.Reachable(t), "--cache-dir", t.TempDir())
 	}
 	first := worker("w1")
 
@@ -40,7 +41,7 @@ func TestAuthenticatedFleetOfProcesses(t *testing.T) {
 		t.Fatalf("a worker with worker-test credentials serving static: %v\n%s", err, out)
 	}
 
-	dir := t.TempDir()
+	dir := testdir.Shared(t)
 	marker := filepath.Join(dir, "started")
 	pipeline := filepath.Join(dir, "pipeline.yaml")
 	yaml := "version: 1\nname: web\nstages:\n" +

@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -131,7 +132,7 @@ func (c *cluster) coordinator(name string) *proc {
 
 func (c *cluster) worker(name, kinds string) *proc {
 	return start(c.t, name, "worker", "--nats", c.url, "--ack-wait", ackWait, "--kinds", kinds, "--id", name,
-		"--concurrency", "2", "--grace", "1s", "--work-dir", c.t.TempDir(), "--cache-dir", c.t.TempDir())
+		"--concurrency", "2", "--grace", "1s", "--work-dir", testdir.Reachable(c.t), "--cache-dir", c.t.TempDir())
 }
 
 func (c *cluster) waitAPI() {
@@ -212,7 +213,7 @@ func waitFile(t *testing.T, path string) {
 func TestWorkerKilledMidStageIsRedelivered(t *testing.T) {
 	c := newCluster(t)
 	c.coordinator("coordinator")
-	marks := t.TempDir()
+	marks := testdir.Shared(t)
 	w1 := c.worker("w1", "static")
 	id := c.submit(fmt.Sprintf(`version: 1
 name: kill-worker
@@ -241,7 +242,7 @@ func TestCoordinatorKilledMidRunAndRestarted(t *testing.T) {
 	c := newCluster(t)
 	coord := c.coordinator("c1")
 	c.worker("w1", "static,test")
-	marks := t.TempDir()
+	marks := testdir.Shared(t)
 	id := c.submit(fmt.Sprintf(`version: 1
 name: kill-coordinator
 stages:
@@ -267,12 +268,12 @@ func TestCancelKillsStepsAndPurgesQueuedTasks(t *testing.T) {
 	c := newCluster(t)
 	c.coordinator("coordinator")
 	c.worker("w1", "static")
-	marks := t.TempDir()
+	marks := testdir.Shared(t)
 	// `running` records its process group; `queued` is an e2e stage no worker serves.
 	id := c.submit(fmt.Sprintf(`version: 1
 name: cancel
 stages:
-  running: {kind: static, run: ["sleep 300 & cut -d' ' -f5 /proc/$$/stat > %[1]s/pgid; wait"]}
+  running: {kind: static, run: ["sleep 300 & cut -d' ' -f5 /proc/self/stat > %[1]s/pgid; wait"]}
   queued:  {kind: e2e, run: ["echo never"]}
 `, marks), "main")
 	pgidFile := filepath.Join(marks, "pgid")

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/workers/exec"
 )
 
 // resultHeadroom is what a result message needs besides its payload: headers (proof,
@@ -61,5 +62,31 @@ func fitResult(res *sluicev1.Result, limit int) {
 		res.Message = fmt.Sprintf("the stage's result is %d bytes even without its findings and metrics, above the server's limit of %d: shorten what it reports (detail, artifact names)", size, limit)
 		res.Findings, res.Metrics, res.Artifacts, res.Verdict = nil, nil, nil, nil
 		res.Detail = map[string]string{"omitted": "everything the stage reported"}
+	}
+}
+
+// maskResult masks every form of the task's secrets in what the result says.
+func maskResult(res *sluicev1.Result, secrets []string) {
+	if len(secrets) == 0 || res == nil {
+		return
+	}
+	m := func(s string) string { return exec.MaskString(s, secrets) }
+	res.Message = m(res.GetMessage())
+	for _, f := range res.GetFindings() {
+		f.Message, f.Excerpt, f.File = m(f.GetMessage()), m(f.GetExcerpt()), m(f.GetFile())
+		for k, v := range f.GetProperties() {
+			f.Properties[k] = m(v)
+		}
+	}
+	for _, x := range res.GetMetrics() {
+		for k, v := range x.GetLabels() {
+			x.Labels[k] = m(v)
+		}
+	}
+	for k, v := range res.GetDetail() {
+		res.Detail[k] = m(v)
+	}
+	if v := res.GetVerdict(); v != nil {
+		v.Message = m(v.GetMessage())
 	}
 }

@@ -2,11 +2,14 @@ package workers
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/workers/exec"
 )
 
 // TestResultsOverTheServerLimitKeepTheirOutcome: a handler reporting far more than the
@@ -42,5 +45,50 @@ func TestResultsOverTheServerLimitKeepTheirOutcome(t *testing.T) {
 	res = h.final(t, "huge-detail")
 	if res.GetOutcome() != sluicev1.Outcome_OUTCOME_ERROR || res.GetDelivery() != 1 || !strings.Contains(res.GetMessage(), "above the server's limit") {
 		t.Fatalf("huge detail: %s at delivery %d: %q", res.GetOutcome(), res.GetDelivery(), res.GetMessage())
+	}
+}
+
+// TestWhatAResultSaysIsMasked: a handler that quotes a secret (a database URL in its error,
+// a finding's excerpt, an artifact) reports it masked in every form.
+func TestWhatAResultSaysIsMasked(t *testing.T) {
+	const dsn = "postgres://app:hunter2-very-secret@db:5432/app"
+	h := newHarness(t)
+	reg := DefaultRegistry()
+	reg.Register(static, HandlerFunc(func(ctx context.Context, t *Task) *sluicev1.Result {
+		v, _ := t.Secret("DATABASE_URL")
+		ref, err := t.UploadArtifact(ctx, "report.txt", "text/plain", strings.NewReader("connected to "+url.QueryEscape(v)))
+		if err != nil {
+			return errorResult("%v", err)
+		}
+		return &sluicev1.Result{
+			Outcome: sluicev1.Outcome_OUTCOME_FAILED, Message: "cannot reach " + v,
+			Findings:  []*sluicev1.Finding{{Rule: "X", Excerpt: base64.StdEncoding.EncodeToString([]byte(v))}},
+			Detail:    map[string]string{"dsn": v},
+			Artifacts: []*sluicev1.ArtifactRef{ref},
+		}
+	}))
+	task := newTask("masked", "true")
+	task.Spec.Secrets = []string{"DATABASE_URL"}
+	h.publish(t, task)
+	h.start(t, Config{Registry: reg, Secrets: &Secrets{Grants: []SecretGrant{{Name: "DATABASE_URL"}},
+		LookupEnv: func(string) (string, bool) { return dsn, true }}})
+	res := h.final(t, "masked")
+	said := res.GetMessage() + res.GetFindings()[0].GetExcerpt() + res.GetDetail()["dsn"]
+	store, err := h.env.JS.ObjectStore(t.Context(), h.names.ArtifactsStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	art, err := store.GetBytes(t.Context(), res.GetArtifacts()[0].GetObject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	said += string(art)
+	for _, form := range exec.Forms([]string{dsn}) {
+		if strings.Contains(said, form) {
+			t.Fatalf("the result holds the secret as %q: %s", form, said)
+		}
+	}
+	if strings.Count(said, exec.Mask) != 4 {
+		t.Fatalf("want the secret masked in all 4 places: %s", said)
 	}
 }

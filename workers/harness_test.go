@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -69,7 +71,7 @@ func (h *harness) start(t testing.TB, c Config) *runningWorker {
 		c.ID = "w-" + t.Name()
 	}
 	if c.WorkDir == "" {
-		c.WorkDir = t.TempDir()
+		c.WorkDir = testdir.Reachable(t)
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = t.TempDir()
@@ -77,6 +79,8 @@ func (h *harness) start(t testing.TB, c Config) *runningWorker {
 	if c.Grace == 0 {
 		c.Grace = 5 * time.Second
 	}
+	// Without root nothing can isolate steps: the tests still run, as the user's own.
+	c.UnsafeSharedUser = c.UnsafeSharedUser || os.Geteuid() != 0
 	logs := &logCapture{}
 	c.Logger = slog.New(logs)
 	c.Bus = h.env.Config

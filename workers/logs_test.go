@@ -59,14 +59,14 @@ func TestOneStageCannotFloodTheLogs(t *testing.T) {
 // stream in chunk order) and expects each step's lines whole, though a secret makes the
 // redactor hold back output and the steps end without a newline.
 func TestWorkerLinesNeverSplitAStepLine(t *testing.T) {
-	t.Setenv("SLUICE_TEST_SECRET", "a-long-secret-value")
+	t.Setenv("TEST_SECRET", "a-long-secret-value")
 	h := newHarness(t)
 	task := newTask("lines",
 		`printf 'no newline at the end'`,
 		`printf 'half'; sleep 0.5; echo ' and half'; printf 'err without newline' >&2`)
-	task.Spec.Secrets = []string{"SLUICE_TEST_SECRET"}
+	task.Spec.Secrets = []string{"TEST_SECRET"}
 	h.publish(t, task)
-	h.start(t, Config{})
+	h.start(t, Config{Secrets: &Secrets{Grants: []SecretGrant{{Name: "TEST_SECRET"}}}})
 	if res := h.final(t, "lines"); res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
 		t.Fatalf("%s %q", res.GetOutcome(), res.GetMessage())
 	}

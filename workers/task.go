@@ -33,10 +33,24 @@ type Task struct {
 	Exec     *exec.Runner
 	Logger   *slog.Logger
 	Delivery int // 1 on the first delivery of the task
+	// Sandbox runs the task's processes apart from the worker; nil: as the worker's user.
+	// Engines that start programs on the task's input (k6 on its script) use it too.
+	Sandbox *exec.Sandbox
+	// TmpDir is the task's scratch directory, owned by the sandbox's user.
+	TmpDir string
 
 	artifacts jetstream.ObjectStore
 	// artifactPrefix names this delivery's objects: <run>/<stage>/<attempt>.<shard>.<delivery>/.
 	artifactPrefix string
+	// secrets the worker granted the task, by name; secretValues every value, for masking.
+	secrets      map[string]string
+	secretValues []string
+}
+
+// Secret is a secret the worker granted the task.
+func (t *Task) Secret(name string) (string, bool) {
+	v, ok := t.secrets[name]
+	return v, ok
 }
 
 // artifactPrefix is where one delivery of a task stores its artifacts. No two deliveries
@@ -92,7 +106,18 @@ func (t *Task) UploadArtifact(ctx context.Context, name, contentType string, r i
 	if contentType != "" {
 		meta.Headers = nats.Header{"Content-Type": []string{contentType}}
 	}
-	info, err := t.artifacts.Put(ctx, meta, r)
+	// Artifacts are masked like the logs: a report quotes the output it summarises.
+	pr, pw := io.Pipe()
+	go func() {
+		red := exec.NewRedactor(pw, t.secretValues)
+		_, err := io.Copy(red, r)
+		if err == nil {
+			err = red.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	info, err := t.artifacts.Put(ctx, meta, pr)
+	_ = pr.Close()
 	if err != nil {
 		return nil, fmt.Errorf("upload artifact %s: %w", object, err)
 	}

@@ -79,6 +79,16 @@ type Config struct {
 	// LogLimit bounds the bytes a task's steps may write to the logs stream; the rest is
 	// dropped with a marker. Default DefaultLogLimit.
 	LogLimit int64
+	// Secrets is what stages may read of the worker's environment; nil grants nothing.
+	Secrets *Secrets
+	// StepUID is the group every step user shares; the StepUIDs-1 uids after it are the
+	// step users, one per task slot of the host's workers. Defaults DefaultStepUID and
+	// DefaultStepUIDs.
+	StepUID, StepUIDs int
+	// UnsafeSharedUser runs steps as the worker's own user without a PID namespace, for
+	// machines that cannot isolate them: a step can then read everything the worker can,
+	// its credentials included.
+	UnsafeSharedUser bool
 }
 
 // Worker serves the tasks of its kinds. Create it with New, start it with Run.
@@ -95,6 +105,8 @@ type Worker struct {
 
 	// id is who the worker's connection is; results go out under it.
 	id bus.Identity
+	// uids are the task slots' step users; nil with UnsafeSharedUser.
+	uids *uidPool
 
 	mu          sync.Mutex
 	inflight    map[*inflight]struct{}
@@ -156,6 +168,15 @@ func New(nc *nats.Conn, c Config) (*Worker, error) {
 	}
 	if c.Registry == nil {
 		c.Registry = DefaultRegistry()
+	}
+	if c.StepUID == 0 {
+		c.StepUID = DefaultStepUID
+	}
+	if c.StepUIDs == 0 {
+		c.StepUIDs = DefaultStepUIDs
+	}
+	if c.StepUID < 1000 || c.StepUIDs < 2 {
+		return nil, fmt.Errorf("%w: step uids %d+%d: the first must be 1000 or above (no system user) and the range hold at least 2", ErrBadConfig, c.StepUID, c.StepUIDs)
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = filepath.Join(os.TempDir(), "sluice", "cache")
@@ -227,6 +248,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.open(ctx); err != nil {
 		return err
 	}
+	if err := w.isolate(); err != nil {
+		return err
+	}
+	defer w.uids.close()
 	consumers := make(map[sluicev1.StageKind]jetstream.Consumer, len(w.handlers))
 	for kind := range w.handlers {
 		cons, err := bus.WorkerConsumer(ctx, w.js, w.c.Bus, kind.Slug(), w.c.Pool, w.c.PoolCap)
@@ -243,11 +268,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	pullCtx, stopPulling := context.WithCancelCause(ctx)
 	defer stopPulling(nil)
 	var slots sync.WaitGroup
+	slot := 0
 	for kind, cons := range consumers {
 		// One goroutine per slot, each holding at most one task: never more than
-		// Concurrency tasks of a kind at once, and no task waits in a local buffer.
+		// Concurrency tasks of a kind at once, and no task waits in a local buffer. Each
+		// slot runs its steps as its own user.
 		for range w.c.Concurrency {
-			slots.Go(func() { w.serve(pullCtx, stopPulling, kind, cons) })
+			sb := w.uids.sandbox(slot)
+			slot++
+			slots.Go(func() { w.serve(pullCtx, stopPulling, kind, cons, sb) })
 		}
 	}
 	w.log.Info("worker serving", "kinds", w.kindList(), "concurrency", w.c.Concurrency)
@@ -292,8 +321,17 @@ func (w *Worker) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open object store %s: %w", w.c.Names.ArtifactsStore(), err)
 	}
-	for _, d := range []string{w.c.CacheDir, w.c.WorkDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	// The cache holds the source bundles: the worker's alone. Steps reach their own tree
+	// below WorkDir, which they may cross but not list.
+	// WorkDir first: parents it creates must be crossable too.
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{w.c.WorkDir, 0o711}, {w.c.CacheDir, 0o700}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
+			return fmt.Errorf("worker directory: %w", err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
 			return fmt.Errorf("worker directory: %w", err)
 		}
 	}
@@ -311,7 +349,7 @@ func (w *Worker) kindList() string {
 
 // serve pulls and runs one task at a time until ctx is done. A connection that is closed for
 // good stops the whole worker through fatal.
-func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer) {
+func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer, sb *exec.Sandbox) {
 	// Checked before each pull: a pull request sent after the stop could be handed a task
 	// (such as the one just handed back) that nobody then reads until AckWait passes.
 	for ctx.Err() == nil {
@@ -326,7 +364,7 @@ func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind 
 		}
 		switch {
 		case err == nil:
-			w.process(ctx, kind, msg)
+			w.process(ctx, kind, msg, sb)
 		case errors.Is(err, nats.ErrTimeout):
 			// The long poll expired with nothing to do.
 		case errors.Is(err, nats.ErrConnectionClosed):
@@ -343,7 +381,7 @@ func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind 
 }
 
 // process runs one delivered task through STARTED -> heartbeats -> final -> ack.
-func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetstream.Msg) {
+func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetstream.Msg, sb *exec.Sandbox) {
 	task := &sluicev1.Task{}
 	if err := decodeTask(msg.Data(), task); err != nil {
 		w.log.Warn("terminating a task that does not decode", "subject", msg.Subject(), "err", err)
@@ -380,7 +418,13 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	stopHeartbeat := w.heartbeat(msg, log)
 	defer stopHeartbeat()
 
-	res, dir := w.execute(tctx, kind, task, delivery, log)
+	res, dir := w.execute(tctx, kind, task, delivery, log, sb)
+	if sb != nil {
+		// Nothing a step started outlives the task.
+		if n := exec.KillUser(sb.UID); n > 0 {
+			log.Info("killed what the task's steps left running", "processes", n)
+		}
+	}
 	if dir != "" {
 		// Removed after the result is recorded and the task acked: off the stage's critical
 		// path, which the coordinator is waiting on.
@@ -429,7 +473,7 @@ func decodeTask(data []byte, t *sluicev1.Task) error {
 
 // execute prepares the task's directories, environment, logs and source, runs the handler
 // and returns its result, with cancellations and setup errors mapped to outcomes.
-func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger) (res *sluicev1.Result, dir string) {
+func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger, sb *exec.Sandbox) (res *sluicev1.Result, dir string) {
 	sink := newLogSink(w.js, w.c.Names, task, w.c.LogLimit)
 	dir, err := os.MkdirTemp(w.c.WorkDir, taskDirPrefix(task))
 	if err != nil {
@@ -441,7 +485,9 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err)), dir
 		}
 	}
-	env, secrets, envErr := exec.TaskEnv(task, exec.EnvConfig{Path: os.Getenv("PATH"), Home: home, TmpDir: tmp, CacheHome: filepath.Join(w.c.CacheDir, "tools")})
+	granted, grantErr := w.c.Secrets.Grant(task)
+	cacheHome, cacheErr := w.stepCache(task, sb)
+	env, secrets, envErr := exec.TaskEnv(task, exec.EnvConfig{Path: os.Getenv("PATH"), Home: home, TmpDir: tmp, CacheHome: cacheHome, Secrets: granted})
 	stdout := exec.NewRedactor(sink.writer(StreamStdout), secrets)
 	stderr := exec.NewRedactor(sink.writer(StreamStderr), secrets)
 	sluice := exec.NewRedactor(sink.writer(StreamSluice), secrets)
@@ -453,12 +499,16 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 			}
 		}
 		res = w.closeLogs(sink, log, res)
+		// Redaction covers what the result says, not only the logs.
+		maskResult(res, secrets)
 	}()
 	defer func() { res = interrupted(ctx, res) }()
 
 	fmt.Fprintf(sluice, "worker %s took the task (delivery %d)\n", w.c.ID, delivery)
-	if envErr != nil {
-		return errorResult("%v", envErr), dir
+	for _, err := range []error{grantErr, cacheErr, envErr} {
+		if err != nil {
+			return errorResult("%v", err), dir
+		}
 	}
 	if task.GetKind() != kind {
 		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug()), dir
@@ -471,6 +521,9 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 	} else if err := os.Mkdir(src, 0o700); err != nil {
 		return errorResult("create the task's source directory: %v", err), dir
 	}
+	if err := sb.Own(dir); err != nil {
+		return errorResult("%v", err), dir
+	}
 
 	hctx := ctx
 	if d := task.GetTimeout().AsDuration(); d > 0 {
@@ -480,9 +533,9 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 	}
 	t := &Task{
 		Task: task, Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice,
-		Exec:   &exec.Runner{Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice},
-		Logger: log, Delivery: delivery, artifacts: w.artifacts,
-		artifactPrefix: artifactPrefix(task, delivery),
+		Exec:   &exec.Runner{Dir: src, Env: env, Stdout: stdout, Stderr: stderr, Log: sluice, Sandbox: sb},
+		Logger: log, Delivery: delivery, artifacts: w.artifacts, Sandbox: sb, TmpDir: tmp,
+		artifactPrefix: artifactPrefix(task, delivery), secrets: granted, secretValues: secrets,
 	}
 	return callHandler(hctx, w.handlers[kind], t), dir
 }

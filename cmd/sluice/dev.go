@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/workers"
 )
 
 // devDataDir is where `sluice dev` keeps its JetStream store, source cache and work trees.
@@ -15,8 +16,9 @@ const devDataDir = ".sluice/dev"
 
 func newDevCmd(a *app) *cobra.Command {
 	var (
-		o       fleetOptions
-		workers string
+		o           fleetOptions
+		kindList    string
+		secretsFile string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -54,14 +56,21 @@ coordinator stops, then the server flushes its store. A second Ctrl-C exits at o
   sluice dev --data /tmp/sluice --nats-listen 127.0.0.1:4333 --http 127.0.0.1:8181`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			kinds, err := parseKinds(workers)
+			kinds, err := parseKinds(kindList)
 			if err != nil {
-				return usageErrorf(cmd, "--workers %q: %v", workers, err)
+				return usageErrorf(cmd, "--workers %q: %v", kindList, err)
 			}
 			if o.concurrency < 1 {
 				return usageErrorf(cmd, "--concurrency %d: must be 1 or more", o.concurrency)
 			}
 			o.kinds = kinds
+			if secretsFile != "" {
+				s, err := workers.LoadSecrets(secretsFile)
+				if err != nil {
+					return usageError(cmd, fmt.Errorf("--secrets: %w", err))
+				}
+				o.secrets = s
+			}
 			ctx := cmd.Context()
 			f, err := a.startFleet(ctx, o)
 			if err != nil {
@@ -95,7 +104,8 @@ coordinator stops, then the server flushes its store. A second Ctrl-C exits at o
 	f.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", "address the embedded NATS server listens on (port -1: any free port)")
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "address of the HTTP API and dashboard ('' for none; port 0: any free port)")
 	f.StringVar(&o.authDir, "auth", "", "run with the credentials, policy and keys of an auth directory (`sluice auth init --out DIR`); default: no authentication, loopback only")
-	f.StringVar(&workers, "workers", "all", "kinds to run workers for: all, none, or a list like static,test,e2e")
+	f.StringVar(&secretsFile, "secrets", "", "YAML file of the secrets stages may read (see `sluice worker --help`); default: none")
+	f.StringVar(&kindList, "workers", "all", "kinds to run workers for: all, none, or a list like static,test,e2e")
 	f.StringVar(&o.pool, "pool", "default", "worker pool the workers serve")
 	f.IntVar(&o.concurrency, "concurrency", 4, "tasks a worker runs at once, per kind")
 	f.DurationVar(&o.ackWait, "ack-wait", bus.DefaultAckWait, "how long a task may go without a heartbeat before the server hands it to another worker")

@@ -38,6 +38,8 @@ type fleetOptions struct {
 	pool        string
 	concurrency int
 	ackWait     time.Duration
+	// secrets the workers grant stages; nil: none.
+	secrets *workers.Secrets
 }
 
 // fleet is an embedded NATS server with a coordinator, workers and the HTTP API on it, all
@@ -135,6 +137,16 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 		f.http = append(f.http, f.goRun(ctx, "HTTP API", func(ctx context.Context) error { return serveHTTP(ctx, srv, ln) }))
 	}
 
+	// Steps run as users of their own when this process may start them so; a development
+	// fleet of an ordinary user runs them as that user, and says so.
+	unsafe := os.Geteuid() != 0
+	if unsafe && len(o.kinds) > 0 {
+		fmt.Fprintf(a.stderr, "\nWARNING: this process is not root, so its workers run steps as its own user: a step can read\n         what you can. A fleet for code you do not trust runs `sluice worker` as root.\n\n")
+	}
+	// Task trees go where step users can reach them; the caches they share stay warm there
+	// from one dev or demo fleet to the next.
+	workDir := filepath.Join(os.TempDir(), "sluice", "work")
+
 	// Without authentication one connection serves every kind; with it each kind's worker
 	// connects with that kind's credentials, as workers on separate machines do.
 	groups := [][]sluicev1.StageKind{o.kinds}
@@ -165,9 +177,12 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 			Pool:        o.pool,
 			Concurrency: o.concurrency,
 			CacheDir:    filepath.Join(o.dataDir, "cache"),
-			WorkDir:     filepath.Join(o.dataDir, "work"),
+			WorkDir:     workDir,
 			Logger:      a.log,
 			Registry:    reg,
+			Secrets:     o.secrets,
+
+			UnsafeSharedUser: unsafe,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)

@@ -30,6 +30,9 @@ func newWorkerCmd(a *app) *cobra.Command {
 		authDir     string
 		user        string
 		logLimit    string
+		secretsFile string
+		stepUIDs    string
+		unsafeUser  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -43,6 +46,17 @@ result.
 Workers of a kind share one consumer: starting another worker adds capacity and nothing
 else changes. A worker that dies loses nothing: its task is redelivered to another after the
 ack wait. Kinds: static, test, contract, e2e, load, backup-verify, traffic-shift.
+
+Steps are untrusted code from the repository: each runs as a user of its own (one uid per
+task slot, from --step-uids) in a new PID namespace, with its own HOME and TMPDIR in its
+tree, so it cannot read the worker's environment, credentials or caches nor other tasks'
+trees, and every process it starts ends with it. That needs root (a container or VM of the
+worker's own is best); without it the worker refuses to start, unless --unsafe-shared-user.
+Steps read no secret but the ones --secrets grants their pipeline and ref:
+
+  secrets:
+    - {name: DATABASE_URL, pipelines: [payments], refs: [main], protected: true}
+    - {name: NPM_TOKEN, from_env: CI_NPM_TOKEN}
 
 On a fleet with authentication a worker connects as a worker-<kind> user, which may pull only
 that kind's tasks of its pools and publish results only under its own name: --auth DIR gives
@@ -69,6 +83,10 @@ the rest back to the fleet.`,
 			limit, err := parseSize(logLimit)
 			if err != nil {
 				return usageErrorf(cmd, "--log-limit %q: %v", logLimit, err)
+			}
+			iso, err := parseIsolation(secretsFile, stepUIDs, unsafeUser)
+			if err != nil {
+				return usageError(cmd, err)
 			}
 			if authDir != "" && a.creds != "" {
 				return usageErrorf(cmd, "--auth and --creds exclude each other: --auth picks each kind's credentials from DIR/creds")
@@ -113,6 +131,9 @@ the rest back to the fleet.`,
 					Logger:      a.log,
 					Registry:    reg,
 					LogLimit:    limit,
+					Secrets:     iso.secrets,
+					StepUID:     iso.uid, StepUIDs: iso.uids,
+					UnsafeSharedUser: iso.unsafe,
 				})
 				if err != nil {
 					return fmt.Errorf("worker: %w", err)
@@ -134,6 +155,9 @@ the rest back to the fleet.`,
 	f.DurationVar(&grace, "grace", 30*time.Second, "on SIGTERM, how long running tasks may take to finish before they are handed back")
 	f.StringVar(&id, "id", "", "worker id in results and logs (default: hostname-pid)")
 	f.StringVar(&logLimit, "log-limit", "8MiB", "output a task's steps may write to the logs stream; the rest is dropped with a marker")
+	f.StringVar(&secretsFile, "secrets", "", "YAML file of the secrets stages may read, each for the pipelines and refs it names (default: none)")
+	f.StringVar(&stepUIDs, "step-uids", fmt.Sprintf("%d+%d", workers.DefaultStepUID, workers.DefaultStepUIDs), "BASE+COUNT: uids steps run as (BASE is their shared group; one uid per task slot of the host's workers)")
+	f.BoolVar(&unsafeUser, "unsafe-shared-user", false, "run steps as the worker's own user, without a PID namespace, on a machine that cannot isolate them: steps can read the worker's credentials")
 	f.StringVar(&authDir, "auth", "", "auth directory (`sluice auth init`): each kind connects with DIR/creds/worker-<kind>[-USER].creds")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the user whose credentials to use (`sluice auth add-user worker-KIND USER`)")
 	return cmd
@@ -180,4 +204,30 @@ func parseSize(s string) (int64, error) {
 		return 0, errors.New("want a positive size such as 8MiB, 512KiB or 1048576")
 	}
 	return n * mult, nil
+}
+
+// isolation is how a worker runs steps: the secrets it grants, its step users.
+type isolation struct {
+	secrets   *workers.Secrets
+	uid, uids int
+	unsafe    bool
+}
+
+func parseIsolation(secretsFile, stepUIDs string, unsafe bool) (isolation, error) {
+	iso := isolation{unsafe: unsafe}
+	if secretsFile != "" {
+		s, err := workers.LoadSecrets(secretsFile)
+		if err != nil {
+			return iso, fmt.Errorf("--secrets: %w", err)
+		}
+		iso.secrets = s
+	}
+	base, count, ok := strings.Cut(stepUIDs, "+")
+	var err1, err2 error
+	iso.uid, err1 = strconv.Atoi(base)
+	iso.uids, err2 = strconv.Atoi(count)
+	if !ok || err1 != nil || err2 != nil || iso.uid < 1000 || iso.uids < 2 {
+		return iso, fmt.Errorf("--step-uids %q: want BASE+COUNT, e.g. 200000+1024 (BASE 1000 or above)", stepUIDs)
+	}
+	return iso, nil
 }

@@ -37,7 +37,7 @@ func (d *decoder) backupVerify(path string, n *yaml.Node) *sluicev1.BackupVerify
 	d.fields(n, path, "backup_verify block", []field{
 		{"dsn_env", func(path string, _, v *yaml.Node) {
 			b.DsnEnv = d.str(path, v)
-			if !isVarName(b.DsnEnv) {
+			if !sluicev1.IsEnvName(b.DsnEnv) {
 				d.errorf(resolve(v), path, "invalid %q: name the environment variable that holds the DSN, e.g. DATABASE_URL", b.DsnEnv)
 			}
 		}},

@@ -89,7 +89,7 @@ func Parse(file string, data []byte, vars map[string]string, lookupEnv func(stri
 		return lookupEnv(name)
 	}
 	if n := valueOf(root, "env"); n != nil {
-		p.Env = d.stringMap("env", n, isVarName, "use letters, digits and '_', not starting with a digit")
+		p.Env = d.stringMap("env", n, sluicev1.IsEnvName, "use letters, digits and '_', not starting with a digit")
 	}
 	for k := range p.Env {
 		if v, ok := vars[k]; ok {
@@ -326,13 +326,13 @@ func (d *decoder) stage(path, name string, key, n *yaml.Node) (*sluicev1.StageSp
 		}},
 		{"run", func(path string, _, v *yaml.Node) { s.Run = d.commands(path, v) }},
 		{"env", func(path string, _, v *yaml.Node) {
-			s.Env = d.stringMap(path, v, isVarName, "use letters, digits and '_', not starting with a digit")
+			s.Env = d.stringMap(path, v, sluicev1.IsEnvName, "use letters, digits and '_', not starting with a digit")
 		}},
 		{"secrets", func(path string, _, v *yaml.Node) {
 			nodes, paths := d.items(path, v)
 			for i, item := range nodes {
 				secret := d.str(paths[i], item)
-				if !isVarName(secret) {
+				if !sluicev1.IsEnvName(secret) {
 					d.errorf(item, paths[i], "invalid secret name %q: name an environment variable of the worker (letters, digits, '_')", secret)
 				}
 				s.Secrets = append(s.Secrets, secret)

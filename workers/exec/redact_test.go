@@ -72,13 +72,32 @@ func TestRedactorHoldsBackOnlyTheTail(t *testing.T) {
 	if _, err := r.Write([]byte(strings.Repeat("x", 100))); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.Len(); got != 91 {
-		t.Errorf("passed on %d bytes before Close, want 91 (100 - len(secret) + 1)", got)
+	// The longest form of the secret is its padded base64, 16 bytes.
+	if got := out.Len(); got != 85 {
+		t.Errorf("passed on %d bytes before Close, want 85 (100 - len(longest form) + 1)", got)
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.Len(); got != 100 {
 		t.Errorf("passed on %d bytes after Close, want 100", got)
+	}
+}
+
+// A secret is masked in the forms output carries it in: escaped in JSON (go test -json),
+// URL-encoded, base64-encoded.
+func TestRedactorMasksEveryForm(t *testing.T) {
+	const secret = `p@ss "w/rd" <x>`
+	for _, form := range Forms([]string{secret}) {
+		var out bytes.Buffer
+		r := NewRedactor(&out, []string{secret})
+		_, _ = r.Write([]byte(`{"Output":"token ` + form + ` end"}`))
+		_ = r.Close()
+		if strings.Contains(out.String(), form) {
+			t.Errorf("form %q passed: %s", form, out.String())
+		}
+		if got := MaskString("a "+form+" b", []string{secret}); got != "a *** b" {
+			t.Errorf("MaskString(%q) = %q", form, got)
+		}
 	}
 }

@@ -45,7 +45,10 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 	o := loadtest.Options{
 		K6: h.K6, Script: spec.GetScript(), Dir: t.Dir, Target: spec.GetTarget(),
 		VUs: int(spec.GetVus()), Duration: spec.GetDuration().AsDuration(), Stages: loadStages(spec.GetStages()),
-		ProcEnv: t.Env, Output: t.Stdout,
+		ProcEnv: t.Env, Output: t.Stdout, TmpDir: t.TmpDir,
+	}
+	if t.Sandbox != nil {
+		o.Prepare = t.Sandbox.Prepare
 	}
 	if len(spec.GetThresholds()) > 0 {
 		o.Thresholds = make(map[string][]string, len(spec.GetThresholds()))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-ci/sluice/coordinator"
@@ -23,8 +24,10 @@ import (
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	"github.com/sluice-ci/sluice/internal/junit"
 	"github.com/sluice-ci/sluice/internal/source"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
+	"github.com/sluice-ci/sluice/workers/exec"
 	"github.com/sluice-ci/sluice/workers/testkind"
 )
 
@@ -64,6 +67,13 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// The steps run as users of their own: the warm cache is theirs to use and add to.
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, _ error) error {
+		if d != nil && d.IsDir() {
+			return os.Chmod(p, 0o777)
+		}
+		return os.Chmod(p, 0o666)
+	})
 	code := m.Run()
 	// The build cache holds read-only files; make them removable first.
 	_ = filepath.WalkDir(dir, func(p string, _ os.DirEntry, _ error) error { _ = os.Chmod(p, 0o700); return nil })
@@ -100,7 +110,9 @@ func start(t *testing.T) *rig {
 	reg.Register(testkind.Kind, testkind.Handler{Timings: kv})
 	w, err := workers.New(env.NC, workers.Config{
 		Names: names, Bus: env.Config, Kinds: []sluicev1.StageKind{testkind.Kind}, Concurrency: 2,
-		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: t.TempDir(),
+		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: testdir.Reachable(t),
+		Secrets:          &workers.Secrets{Grants: []workers.SecretGrant{{Name: "LEAK_TOKEN"}}, LookupEnv: func(k string) (string, bool) { return leakToken, k == "LEAK_TOKEN" }},
+		UnsafeSharedUser: os.Geteuid() != 0,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -336,4 +348,75 @@ func TestJUnitFilesFromRunSteps(t *testing.T) {
 			t.Errorf("timing of %s: %v %v, want %s ms", name, e, err, want)
 		}
 	}
+}
+
+// leakToken has the characters `go test -json` escapes (& < >), so it shows in the output in
+// a form other than itself.
+const leakToken = "s3cr&t<token>-42"
+
+// TestSecretsStayHiddenInReportsFindingsAndMessages: a test that prints its secret leaves it
+// in `go test -json` (escaped), the JUnit artifact, the finding and the stage message; the
+// worker masks it in every one.
+func TestSecretsStayHiddenInReportsFindingsAndMessages(t *testing.T) {
+	r := start(t)
+	store, err := r.env.JS.ObjectStore(t.Context(), r.env.Config.Names.SourcesStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := source.Upload(t.Context(), store, filepath.Join("testdata", "leak"), source.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &sluicev1.PipelineSpec{Version: 1, Name: "leak", Stages: []*sluicev1.StageSpec{{
+		Name: "test", Kind: testkind.Kind, Shards: 1, Secrets: []string{"LEAK_TOKEN"}, Timeout: durationpb.New(2 * time.Minute),
+		Env: map[string]string{"GOCACHE": gocache, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"},
+		Run: []string{"go test -count=1 -json ./..."},
+	}}}
+	st, err := r.client.Submit(t.Context(), &sluicev1.SubmitRunRequest{Spec: spec, SourceDigest: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = r.wait(t, st.GetId())
+	stage := st.GetStages()[0]
+	if st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_FAILED || len(stage.GetFindings()) == 0 {
+		t.Fatalf("run %s, findings %v: %s", st.GetStatus(), stage.GetFindings(), stage.GetMessage())
+	}
+	leaks := func(where, s string) {
+		t.Helper()
+		for _, form := range exec.Forms([]string{leakToken}) {
+			if strings.Contains(s, form) {
+				t.Errorf("%s holds the secret as %q:\n%s", where, form, s)
+			}
+		}
+	}
+	leaks("the stage message", stage.GetMessage())
+	for _, f := range stage.GetFindings() {
+		leaks("a finding", f.GetMessage()+f.GetExcerpt())
+	}
+	if !strings.Contains(stage.GetFindings()[0].GetExcerpt(), exec.Mask) {
+		t.Errorf("the finding's excerpt %q shows no mask where the secret was", stage.GetFindings()[0].GetExcerpt())
+	}
+	arts, err := r.env.JS.ObjectStore(t.Context(), r.env.Config.Names.ArtifactsStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range stage.GetArtifacts() {
+		data, err := arts.GetBytes(t.Context(), a.GetObject())
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaks("artifact "+a.GetName(), string(data))
+	}
+	var logs strings.Builder
+	for _, m := range bustest.Stored(t, r.env.JS, r.env.Config.Names.LogsStream(), r.env.Config.Names.Log(st.GetId(), "test")) {
+		var c sluicev1.LogChunk
+		if err := proto.Unmarshal(m.Data(), &c); err != nil {
+			t.Fatal(err)
+		}
+		logs.Write(c.GetData())
+	}
+	if !strings.Contains(logs.String(), `\"Action\"`) && !strings.Contains(logs.String(), `"Action"`) {
+		t.Fatalf("the logs do not hold the go test -json output:\n%s", logs.String())
+	}
+	leaks("the logs", logs.String())
 }

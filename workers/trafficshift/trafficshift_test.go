@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 	"github.com/sluice-ci/sluice/workers/trafficshift"
@@ -73,7 +74,7 @@ func startSluice(t testing.TB, h trafficshift.Handler) *coordinator.Client {
 	reg.Register(sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT, h)
 	w, err := workers.New(env.NC, workers.Config{
 		Bus: env.Config, Kinds: []sluicev1.StageKind{sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT},
-		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: t.TempDir(),
+		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: testdir.Reachable(t),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	"github.com/sluice-ci/sluice/internal/source"
+	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -34,12 +35,20 @@ type Fleet struct {
 // test ends, and the worker must stop without error.
 func Start(tb testing.TB, reg *workers.Registry, kinds ...sluicev1.StageKind) *Fleet {
 	tb.Helper()
+	return StartConfig(tb, workers.Config{}, reg, kinds...)
+}
+
+// StartConfig is Start with a worker configured by c (its bus, kinds, registry,
+// directories and logger are the fleet's).
+func StartConfig(tb testing.TB, c workers.Config, reg *workers.Registry, kinds ...sluicev1.StageKind) *Fleet {
+	tb.Helper()
 	env := bustest.Start(tb, bus.Config{})
 	nc, _ := bustest.Connect(tb, env.Server.ClientURL())
-	w, err := workers.New(nc, workers.Config{
-		Bus: env.Config, Kinds: kinds, Registry: reg, ID: "w-" + tb.Name(),
-		WorkDir: tb.TempDir(), CacheDir: tb.TempDir(), Logger: bustest.Logger(),
-	})
+	c.Bus, c.Kinds, c.Registry, c.ID = env.Config, kinds, reg, "w-"+tb.Name()
+	c.WorkDir, c.CacheDir, c.Logger = testdir.Reachable(tb), tb.TempDir(), bustest.Logger()
+	// Without root nothing can isolate steps: the tests still run, as the user's own.
+	c.UnsafeSharedUser = os.Geteuid() != 0
+	w, err := workers.New(nc, c)
 	if err != nil {
 		tb.Fatal(err)
 	}

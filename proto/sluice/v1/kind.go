@@ -90,6 +90,20 @@ func IsName(s string) bool {
 	return true
 }
 
+// IsEnvName reports whether s is an environment variable name a spec or a secret grant
+// may use: [A-Za-z_][A-Za-z0-9_]*.
+func IsEnvName(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // Clip cuts s to at most n bytes on a rune boundary, ending it with "..." when cut: the
 // bound of a message or name that travels in a result or a run's state.
 func Clip(s string, n int) string {

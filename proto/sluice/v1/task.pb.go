@@ -113,7 +113,10 @@ type Task struct {
 	// rollout action). The worker that holds the delivery signs every Result it publishes
 	// with it (the Sluice-Proof header); a result without a valid proof is dropped. Only the
 	// coordinator and the workers of the task's kind can read tasks.
-	Lease         []byte `protobuf:"bytes,17,opt,name=lease,proto3" json:"lease,omitempty"`
+	Lease []byte `protobuf:"bytes,17,opt,name=lease,proto3" json:"lease,omitempty"`
+	// The run's ref is protected by the coordinator's policy and its submitter may submit it:
+	// workers give secrets granted to protected refs only to such tasks.
+	RefProtected  bool `protobuf:"varint,18,opt,name=ref_protected,json=refProtected,proto3" json:"ref_protected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,6 +268,13 @@ func (x *Task) GetLease() []byte {
 		return x.Lease
 	}
 	return nil
+}
+
+func (x *Task) GetRefProtected() bool {
+	if x != nil {
+		return x.RefProtected
+	}
+	return false
 }
 
 type RolloutTask struct {
@@ -522,7 +532,7 @@ var File_sluice_v1_task_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_task_proto_rawDesc = "" +
 	"\n" +
-	"\x14sluice/v1/task.proto\x12\tsluice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sluice/v1/spec.proto\"\x8e\x05\n" +
+	"\x14sluice/v1/task.proto\x12\tsluice.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14sluice/v1/spec.proto\"\xb3\x05\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1a\n" +
 	"\bpipeline\x18\x02 \x01(\tR\bpipeline\x12\x14\n" +
@@ -543,7 +553,8 @@ const file_sluice_v1_task_proto_rawDesc = "" +
 	"\rdispatched_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fdispatchedAt\x12 \n" +
 	"\vtraceparent\x18\x0f \x01(\tR\vtraceparent\x120\n" +
 	"\arollout\x18\x10 \x01(\v2\x16.sluice.v1.RolloutTaskR\arollout\x12\x14\n" +
-	"\x05lease\x18\x11 \x01(\fR\x05lease\x1a6\n" +
+	"\x05lease\x18\x11 \x01(\fR\x05lease\x12#\n" +
+	"\rref_protected\x18\x12 \x01(\bR\frefProtected\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +

@@ -1,0 +1,135 @@
+package exec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Sandbox runs a task's processes apart from the worker: as an unprivileged user no other
+// running task has (UID), in a new PID namespace. The steps cannot read the worker's
+// environment or memory (/proc of another user), its credentials and caches (files only
+// the worker's user may read), or other tasks' trees (each task's directory belongs to its
+// own user, mode 0700); and when a step's first process ends, the kernel ends every process
+// of its namespace, setsid'd daemons included. The worker must run as root (or hold
+// CAP_SETUID, CAP_SETGID and CAP_SYS_ADMIN) to start it.
+//
+// GID is shared by every step user of a worker host: it owns the caches a pipeline's steps
+// share (the Go build cache), which steps write with umask 002.
+type Sandbox struct {
+	UID, GID int
+}
+
+// ErrNoSandbox: this process cannot start sandboxed steps.
+var ErrNoSandbox = errors.New("cannot isolate steps")
+
+// CheckSandbox reports whether this process can start sandboxed steps, starting one.
+func CheckSandbox(uid, gid int) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: the worker runs as uid %d, not root: it cannot start steps as other users", ErrNoSandbox, os.Geteuid())
+	}
+	cmd := osexec.Command("/bin/sh", "-c", "test $$ = 1 && test \"$(id -u)\" = "+strconv.Itoa(uid))
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Dir = "/"
+	(&Sandbox{UID: uid, GID: gid}).Prepare(cmd)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: a step as uid %d in a new PID namespace did not run: %v %s", ErrNoSandbox, uid, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Prepare makes cmd start in the sandbox. Call Start and Wait on one goroutine with its OS
+// thread locked: the kernel kills the step if the thread that started it ends (so a killed
+// worker leaves no step running), and Go may end threads it no longer needs.
+func (s *Sandbox) Prepare(cmd *osexec.Cmd) {
+	if s == nil {
+		return
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	a := cmd.SysProcAttr
+	a.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}}
+	a.Cloneflags |= syscall.CLONE_NEWPID
+	a.Pdeathsig = syscall.SIGKILL
+}
+
+// Own gives the tree at dir to the sandbox's user, so its steps can read and write it and
+// nobody else but the worker can.
+func (s *Sandbox) Own(dir string) error {
+	if s == nil {
+		return nil
+	}
+	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(p, s.UID, s.GID); err != nil {
+			return fmt.Errorf("give %s to the step user: %w", p, err)
+		}
+		if p == dir {
+			return os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+}
+
+// KillUser ends every process of uid: what a step left behind, or a killed worker's steps
+// found when its successor takes the uid. It returns how many it killed.
+func KillUser(uid int) int {
+	killed := 0
+	for round := 0; round < 10; round++ {
+		pids := processesOf(uid)
+		if len(pids) == 0 {
+			return killed
+		}
+		for _, pid := range pids {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return killed
+}
+
+// processesOf lists the processes whose real uid is uid.
+func processesOf(uid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		mine, zombie := false, false
+		for _, line := range strings.Split(string(status), "\n") {
+			if rest, ok := strings.CutPrefix(line, "State:"); ok {
+				zombie = strings.HasPrefix(strings.TrimSpace(rest), "Z")
+			}
+			if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+				f := strings.Fields(rest)
+				mine = len(f) > 0 && f[0] == strconv.Itoa(uid)
+				break
+			}
+		}
+		// A zombie is dead already; its parent reaps it.
+		if mine && !zombie {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
