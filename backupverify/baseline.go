@@ -19,14 +19,6 @@ const (
 	BaselineVersion = 1
 )
 
-var (
-	// ErrBadBaseline: a baseline file that is not one, or is malformed.
-	ErrBadBaseline = errors.New("invalid baseline")
-	// ErrBaselineVersion: a baseline written by a newer Sluice, in a format this one does
-	// not know.
-	ErrBaselineVersion = errors.New("baseline format version not supported")
-)
-
 // Baseline is the recorded shape of a database: its tables, their columns, keys,
 // indexes and row counts. Tables are sorted by schema and name, and everything inside a
 // table by name (columns keep their table order), so two captures of the same database

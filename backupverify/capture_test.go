@@ -3,11 +3,13 @@ package backupverify_test
 import (
 	"bytes"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sluice-ci/sluice/backupverify"
 	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
+	"github.com/sluice-ci/sluice/internal/golden"
 )
 
 func TestCaptureMatchesGoldenBaseline(t *testing.T) {
@@ -18,7 +20,7 @@ func TestCaptureMatchesGoldenBaseline(t *testing.T) {
 	if err := b.Encode(&got); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "baseline.golden.json", got.Bytes())
+	golden.Check(t, filepath.Join("testdata", "baseline.golden.json"), got.Bytes())
 
 	// The file reads back to the same baseline, and a second capture writes the same bytes.
 	back, err := backupverify.DecodeBaseline(bytes.NewReader(got.Bytes()), "baseline.golden.json")

@@ -17,14 +17,6 @@ import (
 // DefaultConnectTimeout applies when a DSN sets no connect_timeout.
 const DefaultConnectTimeout = 10 * time.Second
 
-// Errors that stop a check before it can run; each message says what to do.
-var (
-	ErrBadDSN      = errors.New("invalid DSN")
-	ErrUnreachable = errors.New("cannot reach PostgreSQL")
-	ErrAuth        = errors.New("PostgreSQL authentication failed")
-	ErrNoDatabase  = errors.New("database does not exist")
-)
-
 // sessionSettings make the text of every value, and so every checksum, independent of the
 // server's and the role's defaults, and make format_type and pg_get_*def qualify every
 // name with its schema.

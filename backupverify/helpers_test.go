@@ -1,9 +1,7 @@
 package backupverify_test
 
 import (
-	"bytes"
 	"context"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +17,6 @@ import (
 	"github.com/sluice-ci/sluice/backupverify/pgcluster"
 	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
@@ -81,25 +77,6 @@ func pgDump(t *testing.T, dsn string) string {
 		t.Fatalf("pg_dump: %v: %s", err, out)
 	}
 	return file
-}
-
-// golden compares got with testdata/name, or rewrites the file under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
 }
 
 var fixedTime = time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC)

@@ -22,17 +22,6 @@ import (
 	"github.com/sluice-ci/sluice/backupverify/pgcluster"
 )
 
-var (
-	// ErrBadInput: options that cannot work together, or a dump file that is not there.
-	ErrBadInput = errors.New("bad input")
-	// ErrUnsupportedDump: a plain-SQL dump, which pg_restore cannot read.
-	ErrUnsupportedDump = errors.New("unsupported dump format")
-	// ErrDump: pg_dump could not dump the source.
-	ErrDump = errors.New("pg_dump failed")
-	// ErrScratch: no scratch database could be made to restore into.
-	ErrScratch = errors.New("cannot prepare the scratch database")
-)
-
 const (
 	// maxJobs caps the default parallelism: beyond it pg_restore gains little.
 	maxJobs = 4

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-ci/sluice/backupverify"
 	"github.com/sluice-ci/sluice/backupverify/pgcluster"
 	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
+	"github.com/sluice-ci/sluice/internal/golden"
 )
 
 // dropRows deletes 30% of the orders (and the invoice lines that point at them).
@@ -169,12 +170,12 @@ func TestRestoreVerifyReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	normalizeReport(r)
-	golden(t, "restore-report.golden.json", r.JSON())
+	golden.Check(t, filepath.Join("testdata", "restore-report.golden.json"), r.JSON())
 	var text bytes.Buffer
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "restore-report.golden.txt", text.Bytes())
+	golden.Check(t, filepath.Join("testdata", "restore-report.golden.txt"), text.Bytes())
 }
 
 // clusterParent is a directory the throwaway cluster's unprivileged user can enter when

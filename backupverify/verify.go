@@ -2,7 +2,6 @@ package backupverify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,9 +9,6 @@ import (
 
 // DefaultMaxDropPct is how many percent of a table's baseline rows may go by default.
 const DefaultMaxDropPct = 10.0
-
-// ErrBadPolicy: a Policy out of range.
-var ErrBadPolicy = errors.New("invalid policy")
 
 // Severity of a finding. Findings at or above Policy.FailOn fail the check.
 type Severity string

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sluice-ci/sluice/backupverify"
 	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
+	"github.com/sluice-ci/sluice/internal/golden"
 )
 
 type want struct{ rule, table, column string }
@@ -112,12 +114,12 @@ func TestVerifyReportGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	normalizeReport(r)
-	golden(t, "verify-report.golden.json", r.JSON())
+	golden.Check(t, filepath.Join("testdata", "verify-report.golden.json"), r.JSON())
 	var text bytes.Buffer
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "verify-report.golden.txt", text.Bytes())
+	golden.Check(t, filepath.Join("testdata", "verify-report.golden.txt"), text.Bytes())
 }
 
 // silentListener accepts connections and never answers, like a hung server or a

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	"github.com/sluice-ci/sluice/coordinator/spec"
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
@@ -199,13 +200,13 @@ func (c *Coordinator) SubmitRun(ctx context.Context, who Caller, req *sluicev1.S
 	}
 	now := c.now()
 	id := NewRunID(now)
-	st := NewRun(id, p, req, traceparent, now)
+	st := decide.NewRun(id, p, req, traceparent, now)
 	st.SubmittedBy = who.Principal()
 	st.RefProtected = protected
 	if err := c.checkStateSize(st); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, work{run: id, in: Start{}, create: st})
+	return c.call(ctx, work{run: id, in: decide.Start{}, create: st})
 }
 
 // validSpec parses a YAML submission, or puts a protobuf one through the same parser.
@@ -329,7 +330,7 @@ func (c *Coordinator) GetRun(ctx context.Context, id string) (*sluicev1.RunState
 	if st, _, ok := c.cache.get(id); ok {
 		return st, nil
 	}
-	st, _, err := c.load(ctx, id, nil)
+	st, _, err := c.load(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%w: run %s (see `sluice runs list`)", ErrNotFound, id)
 	}
@@ -353,7 +354,7 @@ func (c *Coordinator) CancelRun(ctx context.Context, who Caller, id, reason stri
 	if _, err := c.GetRun(ctx, id); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, work{run: id, in: CancelIn{Reason: reason, By: who.Principal()}})
+	return c.call(ctx, work{run: id, in: decide.CancelIn{Reason: reason, By: who.Principal()}})
 }
 
 // ApproveStage releases a stage waiting for approval, or continues its rollout, when the
@@ -378,7 +379,7 @@ func (c *Coordinator) ApproveStage(ctx context.Context, who Caller, id, stage st
 			return nil, fmt.Errorf("%w: stage %s may be approved only by %s, not by %s", ErrForbidden, stage, strings.Join(s.GetApprovalBy(), ", "), who.Principal())
 		}
 	}
-	return c.call(ctx, work{run: id, in: ApproveIn{Stage: stage, By: who.Principal()}})
+	return c.call(ctx, work{run: id, in: decide.ApproveIn{Stage: stage, By: who.Principal()}})
 }
 
 // RollbackRun sends the canary traffic of the run's rollouts in progress back to stable,
@@ -390,5 +391,5 @@ func (c *Coordinator) RollbackRun(ctx context.Context, who Caller, id, reason st
 	if _, err := c.GetRun(ctx, id); err != nil {
 		return nil, err
 	}
-	return c.call(ctx, work{run: id, in: RollbackIn{Reason: reason, By: who.Principal()}})
+	return c.call(ctx, work{run: id, in: decide.RollbackIn{Reason: reason, By: who.Principal()}})
 }

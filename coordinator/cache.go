@@ -8,22 +8,25 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 // runCache mirrors the runs bucket: full state of active runs, summaries of all runs, and
-// what this coordinator has published for each active run.
+// what this coordinator has published for each run.
 type runCache struct {
 	mu        sync.Mutex
 	active    map[string]*cached
 	summaries map[string]*sluicev1.RunSummary
+	// events is, per run, the highest event seq known to be in the events stream. It
+	// outlives the run's active entry: a finished run's state, seen again through the
+	// watcher, must not have its events published a second time.
+	events map[string]int64
 }
 
 type cached struct {
 	st  *sluicev1.RunState
 	rev uint64
-	// eventsThrough is the highest event seq this coordinator saw acknowledged.
-	eventsThrough int64
 	// tasks holds the ids of tasks this coordinator published (or republished).
 	tasks map[string]struct{}
 	wake  time.Time
@@ -32,7 +35,7 @@ type cached struct {
 }
 
 func newRunCache() *runCache {
-	return &runCache{active: map[string]*cached{}, summaries: map[string]*sluicev1.RunSummary{}}
+	return &runCache{active: map[string]*cached{}, summaries: map[string]*sluicev1.RunSummary{}, events: map[string]int64{}}
 }
 
 func (rc *runCache) get(run string) (*sluicev1.RunState, uint64, bool) {
@@ -54,8 +57,8 @@ func (rc *runCache) put(run string, st *sluicev1.RunState, rev uint64) {
 	if e != nil && e.st != nil && e.rev >= rev {
 		return
 	}
-	rc.summaries[run] = Summary(st)
-	if st.GetStatus().Terminal() && len(st.GetOutbox()) == 0 {
+	rc.summaries[run] = decide.Summary(st)
+	if st.GetStatus().Terminal() && (len(st.GetOutbox()) == 0 || rc.events[run] >= st.GetEventSeq()) {
 		delete(rc.active, run)
 		return
 	}
@@ -64,7 +67,7 @@ func (rc *runCache) put(run string, st *sluicev1.RunState, rev uint64) {
 		rc.active[run] = e
 	}
 	e.st, e.rev = st, rev
-	e.wake = NextWake(st)
+	e.wake = decide.NextWake(st)
 }
 
 func (rc *runCache) invalidate(run string) {
@@ -80,6 +83,7 @@ func (rc *runCache) remove(run string) {
 	defer rc.mu.Unlock()
 	delete(rc.active, run)
 	delete(rc.summaries, run)
+	delete(rc.events, run)
 }
 
 func (rc *runCache) entry(run string) *cached {
@@ -108,26 +112,22 @@ func (rc *runCache) taskPublished(run, id string) bool {
 	return ok
 }
 
-func (rc *runCache) markEvents(run string, seq int64) {
+// markPublished records that the run's events through seq are in the events stream; a
+// finished run whose events all are leaves the active runs.
+func (rc *runCache) markPublished(run string, seq int64) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	e := rc.active[run]
-	if e == nil {
-		return
-	}
-	e.eventsThrough = max(e.eventsThrough, seq)
-	if e.st != nil && e.st.GetStatus().Terminal() {
+	rc.events[run] = max(rc.events[run], seq)
+	if e := rc.active[run]; e != nil && e.st != nil && e.st.GetStatus().Terminal() && rc.events[run] >= e.st.GetEventSeq() {
 		delete(rc.active, run)
 	}
 }
 
-func (rc *runCache) eventsThrough(run string) int64 {
+// published is the highest event seq of the run known to be in the events stream.
+func (rc *runCache) published(run string) int64 {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if e := rc.active[run]; e != nil {
-		return e.eventsThrough
-	}
-	return 0
+	return rc.events[run]
 }
 
 // due returns the active runs whose wake time has passed and marks them ticking.
@@ -160,6 +160,19 @@ func (rc *runCache) snapshot() []*sluicev1.RunState {
 	for _, e := range rc.active {
 		if e.st != nil {
 			out = append(out, e.st)
+		}
+	}
+	return out
+}
+
+// entries returns the active runs' states with their revisions.
+func (rc *runCache) entries() []decide.Stored {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	out := make([]decide.Stored, 0, len(rc.active))
+	for run, e := range rc.active {
+		if e.st != nil {
+			out = append(out, decide.Stored{State: e.st, Rev: e.rev, Published: rc.events[run]})
 		}
 	}
 	return out

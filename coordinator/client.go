@@ -16,19 +16,6 @@ import (
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
-// Errors of the run API. Replies carry them as micro service error codes.
-var (
-	ErrNotFound   = errors.New("not found")
-	ErrBadRequest = errors.New("bad request")
-	ErrConflict   = errors.New("conflict")
-	// ErrForbidden: the caller's principal may not do what it asked.
-	ErrForbidden     = errors.New("forbidden")
-	ErrNoCoordinator = errors.New("no coordinator is answering")
-	// ErrUnstorable: a run's state cannot be stored or read back; its inputs are dropped
-	// rather than retried, so it cannot hold up other runs.
-	ErrUnstorable = errors.New("run state unstorable")
-)
-
 // Client calls the run API over NATS request/reply, as the identity of its connection.
 type Client struct {
 	nc    *nats.Conn

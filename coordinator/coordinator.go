@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -36,7 +37,7 @@ type Config struct {
 	Logger *slog.Logger
 	// ID names this coordinator in logs and events (hostname-pid by default).
 	ID     string
-	Policy Policy
+	Policy decide.Policy
 	// Lanes is the number of runs decided in parallel (each run always in the same lane).
 	Lanes int
 	// TickEvery is how often due retries and deadlines are checked.
@@ -59,8 +60,8 @@ func (c Config) withDefaults() Config {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	if c.Policy == (Policy{}) {
-		c.Policy = DefaultPolicy()
+	if c.Policy == (decide.Policy{}) {
+		c.Policy = decide.DefaultPolicy()
 	}
 	if c.Lanes <= 0 {
 		c.Lanes = 32
@@ -84,6 +85,7 @@ type Coordinator struct {
 	lockKV jetstream.KeyValue
 	locker *locker
 	tasks  jetstream.Stream
+	events jetstream.Stream
 	// leaseKey derives each task's lease; shared by every coordinator of the fleet.
 	leaseKey []byte
 	rejected resultCounters
@@ -103,7 +105,7 @@ const stateOverhead = 4 << 10
 // work is one input for one run, processed in the run's lane.
 type work struct {
 	run string
-	in  Input
+	in  decide.Input
 	// create holds a new run's state; the CAS is a create then.
 	create *sluicev1.RunState
 	// done receives the state after the input (or the error); may be nil.
@@ -147,6 +149,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 	if c.tasks, err = c.js.Stream(ctx, c.cfg.Names.TasksStream()); err != nil {
 		return fmt.Errorf("open %s: %w", c.cfg.Names.TasksStream(), err)
+	}
+	if c.events, err = c.js.Stream(ctx, c.cfg.Names.EventsStream()); err != nil {
+		return fmt.Errorf("open %s: %w", c.cfg.Names.EventsStream(), err)
 	}
 	secrets, err := c.js.KeyValue(ctx, c.cfg.Names.SecretsBucket())
 	if err != nil {
@@ -281,210 +286,6 @@ func (c *Coordinator) lane(ctx context.Context, in <-chan work) {
 			c.process(ctx, run, byRun[run])
 		}
 	}
-}
-
-// process decides a run's queued inputs and commits them with one CAS, retrying on conflict
-// with a concurrent coordinator.
-func (c *Coordinator) process(ctx context.Context, run string, ws []work) {
-	const maxConflicts = 50
-	for range maxConflicts {
-		st, rev, err := c.load(ctx, run, ws)
-		if err != nil {
-			finish(ws, nil, err)
-			return
-		}
-		if rev != 0 && ws[0].create != nil {
-			finish(ws, nil, fmt.Errorf("%w: run %s exists already", ErrConflict, run))
-			return
-		}
-		c.publishOutbox(ctx, st)
-		next := proto.Clone(st).(*sluicev1.RunState)
-		next.Outbox = nil
-		var d Decision
-		changed := false
-		errs := make([]error, len(ws))
-		for i, w := range ws {
-			in := w.in
-			if in == nil {
-				continue
-			}
-			di := c.cfg.Policy.Decide(next, in, c.now())
-			if di.Err != nil {
-				errs[i] = di.Err
-				continue
-			}
-			if di.State == nil {
-				d.Release = append(d.Release, di.Release...)
-				continue
-			}
-			next = di.State
-			changed = true
-			d.Tasks = append(d.Tasks, di.Tasks...)
-			d.Cancels = append(d.Cancels, di.Cancels...)
-			d.PurgeQueued = d.PurgeQueued || di.PurgeQueued
-			d.Acquire = append(d.Acquire, di.Acquire...)
-			d.Release = append(d.Release, di.Release...)
-			d.Evidence = append(d.Evidence, di.Evidence...)
-		}
-		if !changed && rev != 0 {
-			// Dropping an input is only right on the latest state: a peer may have moved
-			// the run past what this coordinator's cache shows.
-			if fresh, err := c.runs.Get(ctx, run); err == nil && fresh.Revision() != rev {
-				c.cache.invalidate(run)
-				continue
-			}
-			for _, op := range d.Release {
-				c.locker.push(lockReq{verb: lockRelease, run: run, op: op})
-			}
-			finishEach(ws, st, errs)
-			return
-		}
-		// Evidence goes into the state it describes, so a crash before the commit leaves
-		// the input to be decided (and the evidence written) again.
-		for _, stage := range d.Evidence {
-			if err := c.writeEvidence(ctx, next, stage); err != nil {
-				c.log.Error("gate evidence not written", "run", run, "stage", stage, "err", err)
-			}
-		}
-		newRev, err := c.commit(ctx, run, next, rev)
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			c.cache.invalidate(run)
-			if rev == 0 {
-				finish(ws, nil, fmt.Errorf("%w: run %s exists already", ErrConflict, run))
-				return
-			}
-			continue
-		}
-		if errors.Is(err, nats.ErrMaxPayload) {
-			// Decide keeps states within MaxStateBytes; a server configured below it leaves
-			// this run nothing to store. It fails alone: its inputs are dropped, not retried.
-			c.log.Error("run state cannot be stored; dropping the run's inputs", "run", run, "bytes", proto.Size(next), "max_payload", c.nc.MaxPayload())
-			finish(ws, nil, fmt.Errorf("%w: run %s: its state is %d bytes, above the server's max_payload of %d", ErrUnstorable, run, proto.Size(next), c.nc.MaxPayload()))
-			return
-		}
-		if err != nil {
-			finish(ws, nil, fmt.Errorf("store run %s: %w", run, err))
-			return
-		}
-		c.cache.put(run, next, newRev)
-		c.apply(ctx, next, d)
-		finishEach(ws, next, errs)
-		return
-	}
-	finish(ws, nil, fmt.Errorf("run %s: gave up after %d conflicting updates", run, maxConflicts))
-}
-
-func finish(ws []work, st *sluicev1.RunState, err error) {
-	for _, w := range ws {
-		if w.done != nil {
-			w.done(st, err)
-		}
-	}
-}
-
-func finishEach(ws []work, st *sluicev1.RunState, errs []error) {
-	for i, w := range ws {
-		if w.done != nil {
-			if errs[i] != nil {
-				w.done(nil, errs[i])
-			} else {
-				w.done(st, nil)
-			}
-		}
-	}
-}
-
-// load returns the run's state and KV revision; revision 0 with the create state of ws for
-// a new run.
-func (c *Coordinator) load(ctx context.Context, run string, ws []work) (*sluicev1.RunState, uint64, error) {
-	if st, rev, ok := c.cache.get(run); ok {
-		return st, rev, nil
-	}
-	entry, err := c.runs.Get(ctx, run)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		for _, w := range ws {
-			if w.create != nil {
-				return w.create, 0, nil
-			}
-		}
-		return nil, 0, fmt.Errorf("%w: run %s", ErrNotFound, run)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read run %s: %w", run, err)
-	}
-	var st sluicev1.RunState
-	if err := proto.Unmarshal(entry.Value(), &st); err != nil {
-		return nil, 0, fmt.Errorf("%w: decode run %s: %v", ErrUnstorable, run, err)
-	}
-	c.cache.put(run, &st, entry.Revision())
-	return &st, entry.Revision(), nil
-}
-
-func (c *Coordinator) commit(ctx context.Context, run string, st *sluicev1.RunState, rev uint64) (uint64, error) {
-	data, err := proto.Marshal(st)
-	if err != nil {
-		return 0, fmt.Errorf("encode: %w", err)
-	}
-	if rev == 0 {
-		return c.runs.Create(ctx, run, data)
-	}
-	newRev, err := c.runs.Update(ctx, run, data, rev)
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-		return 0, jetstream.ErrKeyExists
-	}
-	return newRev, err
-}
-
-// apply carries out a committed decision. A failure here loses nothing: the state says what
-// should exist, and reconcile republishes it.
-func (c *Coordinator) apply(ctx context.Context, st *sluicev1.RunState, d Decision) {
-	if d.PurgeQueued {
-		if err := c.tasks.Purge(ctx, jetstream.WithPurgeSubject(c.cfg.Names.RunTasks(st.GetId()))); err != nil {
-			c.log.Warn("purge queued tasks", "run", st.GetId(), "err", err)
-		}
-	}
-	for _, op := range d.Release {
-		c.locker.push(lockReq{verb: lockRelease, run: st.GetId(), op: op})
-	}
-	for _, op := range d.Acquire {
-		c.locker.push(lockReq{verb: lockAcquire, run: st.GetId(), op: op})
-	}
-	for _, sig := range d.Cancels {
-		data, _ := proto.Marshal(sig)
-		if err := c.nc.Publish(c.cfg.Names.Cancel(st.GetId()), data); err != nil {
-			c.log.Warn("send cancel", "run", st.GetId(), "err", err)
-		}
-	}
-	futures := make([]jetstream.PubAckFuture, 0, len(d.Tasks)+len(st.GetOutbox()))
-	for _, t := range d.Tasks {
-		if f, err := c.publishTask(t); err != nil {
-			c.log.Warn("publish task", "run", t.GetRunId(), "stage", t.GetStage(), "err", err)
-		} else {
-			futures = append(futures, f)
-			c.cache.markTask(st.GetId(), taskID(t))
-		}
-	}
-	evFutures := c.publishEvents(st)
-	if c.await(ctx, append(futures, evFutures...)) && len(evFutures) == len(st.GetOutbox()) {
-		c.cache.markEvents(st.GetId(), st.GetEventSeq())
-	}
-}
-
-// await waits for publish acks; false if any failed.
-func (c *Coordinator) await(ctx context.Context, fs []jetstream.PubAckFuture) bool {
-	ok := true
-	for _, f := range fs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			ok = false
-			c.log.Warn("publish not acknowledged", "subject", f.Msg().Subject, "err", err)
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return ok
 }
 
 func taskID(t *sluicev1.Task) string {

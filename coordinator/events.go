@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,11 +27,14 @@ const (
 // CloudEventType is the ce-type of an event type: "stage.passed" -> "dev.sluice.stage.passed.v1".
 func CloudEventType(typ string) string { return "dev.sluice." + typ + ".v1" }
 
-// publishEvents publishes the run's outbox asynchronously; the events stream drops an event
-// it already holds (its id is the Nats-Msg-Id).
-func (c *Coordinator) publishEvents(st *sluicev1.RunState) []jetstream.PubAckFuture {
+// publishEvents publishes the events of the run's outbox after seq through, asynchronously;
+// the events stream drops an event it already holds (its id is the Nats-Msg-Id).
+func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) []jetstream.PubAckFuture {
 	fs := make([]jetstream.PubAckFuture, 0, len(st.GetOutbox()))
 	for _, ev := range st.GetOutbox() {
+		if ev.GetSeq() <= through {
+			continue
+		}
 		msg, err := c.eventMsg(st, ev)
 		if err != nil {
 			c.log.Warn("encode event", "id", ev.GetId(), "err", err)
@@ -73,15 +78,79 @@ func (c *Coordinator) eventMsg(st *sluicev1.RunState, ev *sluicev1.Event) (*nats
 	return msg, nil
 }
 
-// publishOutbox republishes events a state holds that this coordinator has not seen
-// acknowledged: a peer (or this process, before a restart) may have stored the state and
-// died before publishing them.
-func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState) {
-	if len(st.GetOutbox()) == 0 || c.cache.eventsThrough(st.GetId()) >= st.GetEventSeq() {
+// knownPublished is the highest event seq of st known to be in the events stream:
+// acknowledged to this process, or else, when st holds events beyond that, the run's newest
+// event in the stream. A state a peer stored, or one read back after a restart, may hold
+// events published long ago, past the stream's duplicate window: publishing those again
+// would announce them twice.
+func (c *Coordinator) knownPublished(ctx context.Context, st *sluicev1.RunState) int64 {
+	run := st.GetId()
+	through := c.cache.published(run)
+	if through >= st.GetEventSeq() || len(st.GetOutbox()) == 0 || st.GetOutbox()[len(st.GetOutbox())-1].GetSeq() <= through {
+		return through
+	}
+	last, err := c.lastStoredEvent(ctx, st)
+	if err != nil {
+		c.log.Warn("read the run's newest stored event", "run", run, "err", err)
+		return through
+	}
+	if last > through {
+		c.cache.markPublished(run, last)
+	}
+	return max(through, last)
+}
+
+// publishOutbox publishes the events of a state (stored at revision rev) after seq through.
+// Once every event of a finished run is in the stream, its outbox is cleared in KV.
+func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, rev uint64, through int64) {
+	want := 0
+	for _, ev := range st.GetOutbox() {
+		if ev.GetSeq() > through {
+			want++
+		}
+	}
+	if want > 0 {
+		fs := c.publishEvents(st, through)
+		if !c.await(ctx, fs) || len(fs) != want {
+			return
+		}
+	}
+	c.cache.markPublished(st.GetId(), st.GetEventSeq())
+	if st.GetStatus().Terminal() && len(st.GetOutbox()) > 0 {
+		c.seal(ctx, st, rev)
+	}
+}
+
+// lastStoredEvent is the seq of the run's newest event in the events stream (0: none).
+func (c *Coordinator) lastStoredEvent(ctx context.Context, st *sluicev1.RunState) (int64, error) {
+	if c.events == nil {
+		return 0, nil
+	}
+	msg, err := c.events.GetLastMsgForSubject(ctx, c.cfg.Names.EventFilter(st.GetPipeline(), st.GetId()))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var ev sluicev1.Event
+	if err := proto.Unmarshal(msg.Data, &ev); err != nil {
+		return 0, fmt.Errorf("decode event %d of the events stream: %w", msg.Sequence, err)
+	}
+	return ev.GetSeq(), nil
+}
+
+// seal stores a finished run without its outbox, every event of it being published, so no
+// later load of the run republishes them. A conflict means a peer got there first.
+func (c *Coordinator) seal(ctx context.Context, st *sluicev1.RunState, rev uint64) {
+	sealed := proto.Clone(st).(*sluicev1.RunState)
+	sealed.Outbox = nil
+	newRev, err := c.commit(ctx, st.GetId(), sealed, rev)
+	if err != nil {
+		if !errors.Is(err, ErrConflict) {
+			c.log.Warn("clear the outbox of a finished run", "run", st.GetId(), "err", err)
+		}
 		return
 	}
-	fs := c.publishEvents(st)
-	if c.await(ctx, fs) && len(fs) == len(st.GetOutbox()) {
-		c.cache.markEvents(st.GetId(), st.GetEventSeq())
-	}
+	c.cache.put(st.GetId(), sealed, newRev)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/evidence"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -92,12 +93,12 @@ func (c *Coordinator) gate(st *sluicev1.RunState, s *sluicev1.StageState) eviden
 		DecidedAt: c.now().UTC(), Coordinator: c.cfg.ID,
 	}
 	switch ro.GetPhase() {
-	case phasePromoted:
+	case sluicev1.RolloutPhase_ROLLOUT_PHASE_PROMOTED:
 		g.Decision = "promoted"
-	case phaseRolledBack:
+	case sluicev1.RolloutPhase_ROLLOUT_PHASE_ROLLED_BACK:
 		g.Decision = "rolled_back"
 	default:
-		g.Decision = phaseName(ro.GetPhase())
+		g.Decision = decide.PhaseName(ro.GetPhase())
 	}
 	for _, x := range st.GetStages() {
 		g.Stages = append(g.Stages, evidence.Stage{

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/coordinator/decide"
 )
 
 // Concurrency groups: a stage with `concurrency: {group: G}` runs only while it holds the
@@ -27,7 +26,7 @@ const (
 type lockReq struct {
 	verb lockVerb
 	run  string
-	op   LockOp
+	op   decide.LockOp
 }
 
 // locker serialises lock work off the lanes: lanes only queue requests, so a lane never
@@ -76,7 +75,7 @@ func (c *Coordinator) runLocks(ctx context.Context) error {
 				return errors.New("locks watcher closed")
 			}
 			if e != nil && e.Operation() != jetstream.KeyValuePut {
-				c.locker.push(lockReq{verb: lockWake, op: LockOp{Group: e.Key()}})
+				c.locker.push(lockReq{verb: lockWake, op: decide.LockOp{Group: e.Key()}})
 			}
 		case <-c.locker.wake:
 			for _, r := range c.locker.take() {
@@ -104,7 +103,7 @@ func (c *Coordinator) lockStep(ctx context.Context, r lockReq) {
 }
 
 // acquire takes the group's lock for run's stage, or leaves it waiting for a wake-up.
-func (c *Coordinator) acquire(ctx context.Context, run string, op LockOp) {
+func (c *Coordinator) acquire(ctx context.Context, run string, op decide.LockOp) {
 	want := holder(run, op.Stage)
 	_, err := c.lockKV.Create(ctx, op.Group, []byte(want))
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -118,25 +117,13 @@ func (c *Coordinator) acquire(ctx context.Context, run string, op LockOp) {
 		c.log.Warn("acquire lock", "group", op.Group, "run", run, "err", err)
 		return
 	}
-	_ = c.submit(ctx, work{run: run, in: LockGranted{Stage: op.Stage}})
+	_ = c.submit(ctx, work{run: run, in: decide.LockGranted{Stage: op.Stage}})
 }
 
-// wakeOldest offers a free group to the stage that has waited longest for it.
+// wakeOldest offers a free group to the stage the lock policy picks (decide.NextHolder).
 func (c *Coordinator) wakeOldest(ctx context.Context, group string) {
-	var run, stage string
-	var since time.Time
-	for _, st := range c.cache.snapshot() {
-		for i, s := range st.GetStages() {
-			if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK || st.GetSpec().GetStages()[i].GetConcurrency().GetGroup() != group {
-				continue
-			}
-			if t := s.GetQueuedAt().AsTime(); run == "" || t.Before(since) {
-				run, stage, since = st.GetId(), s.GetName(), t
-			}
-		}
-	}
-	if run != "" {
-		c.acquire(ctx, run, LockOp{Group: group, Stage: stage})
+	if run, stage, ok := decide.NextHolder(c.cache.snapshot(), group); ok {
+		c.acquire(ctx, run, decide.LockOp{Group: group, Stage: stage})
 	}
 }
 
@@ -144,12 +131,8 @@ func (c *Coordinator) wakeOldest(ctx context.Context, group string) {
 // run ended, or the stage no longer needs it) after a crash lost the release.
 func (c *Coordinator) reconcileLocks(ctx context.Context) {
 	groups := map[string]bool{}
-	for _, st := range c.cache.snapshot() {
-		for i, s := range st.GetStages() {
-			if s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK {
-				groups[st.GetSpec().GetStages()[i].GetConcurrency().GetGroup()] = true
-			}
-		}
+	for _, g := range decide.WaitedGroups(c.cache.snapshot()) {
+		groups[g] = true
 	}
 	keys, err := c.lockKV.ListKeys(ctx)
 	if err == nil {
@@ -159,51 +142,21 @@ func (c *Coordinator) reconcileLocks(ctx context.Context) {
 				continue
 			}
 			run, stage, _ := strings.Cut(string(entry.Value()), "/")
-			switch c.lockHolder(ctx, run, stage) {
-			case holderGone:
+			st, _, err := c.load(ctx, run)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				continue
+			}
+			switch decide.HolderOf(st, stage) {
+			case decide.HolderGone:
 				c.log.Info("freeing a stale lock", "group", key, "holder", string(entry.Value()))
 				_ = c.lockKV.Delete(ctx, key, jetstream.LastRevision(entry.Revision()))
 				groups[key] = true
-			case holderUngranted:
-				_ = c.submit(ctx, work{run: run, in: LockGranted{Stage: stage}})
+			case decide.HolderUngranted:
+				_ = c.submit(ctx, work{run: run, in: decide.LockGranted{Stage: stage}})
 			}
 		}
 	}
 	for g := range groups {
-		c.locker.push(lockReq{verb: lockWake, op: LockOp{Group: g}})
+		c.locker.push(lockReq{verb: lockWake, op: decide.LockOp{Group: g}})
 	}
-}
-
-type holderState int
-
-const (
-	holderActive holderState = iota
-	// holderGone: the run or stage ended, or no longer needs the lock.
-	holderGone
-	// holderUngranted: the stage still waits although it holds the lock (a crash lost
-	// the grant).
-	holderUngranted
-)
-
-func (c *Coordinator) lockHolder(ctx context.Context, run, stage string) holderState {
-	st, _, err := c.load(ctx, run, nil)
-	if errors.Is(err, ErrNotFound) {
-		return holderGone
-	}
-	if err != nil {
-		return holderActive
-	}
-	for _, s := range st.GetStages() {
-		if s.GetName() != stage {
-			continue
-		}
-		switch {
-		case s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK:
-			return holderUngranted
-		case s.GetStatus().Terminal() || !s.GetLockHeld():
-			return holderGone
-		}
-		return holderActive
-	}
-	return holderGone
 }

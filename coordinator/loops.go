@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -42,12 +43,14 @@ func (c *Coordinator) watch(ctx context.Context, ready chan<- struct{}) error {
 				c.cache.remove(e.Key())
 				continue
 			}
-			var st sluicev1.RunState
-			if err := proto.Unmarshal(e.Value(), &st); err != nil {
-				c.log.Warn("undecodable run state", "run", e.Key(), "err", err)
+			st, err := decodeState(e.Key(), e.Value())
+			if err != nil {
+				// Left out of the cache, the run's inputs read it back and are dropped.
+				c.log.Error("run state refused", "run", e.Key(), "err", err)
+				c.cache.invalidate(e.Key())
 				continue
 			}
-			c.cache.put(e.Key(), &st, e.Revision())
+			c.cache.put(e.Key(), st, e.Revision())
 		}
 	}
 }
@@ -66,7 +69,7 @@ func (c *Coordinator) clock(ctx context.Context) {
 			c.reconcileAll(ctx)
 		case <-tick.C:
 			for _, run := range c.cache.due(c.now()) {
-				w := work{run: run, in: Tick{}, done: func(*sluicev1.RunState, error) { c.cache.ticked(run) }}
+				w := work{run: run, in: decide.Tick{}, done: func(*sluicev1.RunState, error) { c.cache.ticked(run) }}
 				if err := c.submit(ctx, w); err != nil {
 					return
 				}
@@ -82,8 +85,9 @@ func (c *Coordinator) reconcileAll(ctx context.Context) {
 	c.reconcileLocks(ctx)
 	window := c.cfg.Bus.DuplicateWindow
 	now := c.now()
-	for _, st := range c.cache.snapshot() {
-		c.publishOutbox(ctx, st)
+	for _, e := range c.cache.entries() {
+		st := e.State
+		c.publishOutbox(ctx, st, e.Rev, c.knownPublished(ctx, st))
 		var fs []jetstream.PubAckFuture
 		for i, s := range st.GetStages() {
 			// A running stage may still have shards no worker reported on: released from
@@ -96,7 +100,7 @@ func (c *Coordinator) reconcileAll(ctx context.Context) {
 				// max-deliveries advisory and the stage deadline still end a lost task.
 				continue
 			}
-			for _, t := range TasksFor(st, i) {
+			for _, t := range decide.TasksFor(st, i) {
 				id := taskID(t)
 				if s.GetShards()[t.GetShardIndex()].GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_UNSPECIFIED || c.cache.taskPublished(st.GetId(), id) {
 					continue
@@ -146,7 +150,7 @@ func (c *Coordinator) consumeResults(ctx context.Context) (func(), error) {
 			_ = msg.TermWithReason("sluice coordinator: " + err.Error())
 			return
 		}
-		w := work{run: r.GetRunId(), in: ResultIn{Result: r}, done: func(_ *sluicev1.RunState, err error) {
+		w := work{run: r.GetRunId(), in: decide.ResultIn{Result: r}, done: func(_ *sluicev1.RunState, err error) {
 			switch {
 			case err == nil:
 				_ = msg.Ack()
@@ -206,7 +210,7 @@ func (c *Coordinator) consumeAdvisories(ctx context.Context) (func(), error) {
 			return
 		}
 		run := task.GetRunId()
-		in := MaxDelivered{Stage: task.GetStage(), Attempt: task.GetAttempt(), Shard: task.GetShardIndex(), RolloutSeq: task.GetRollout().GetSeq(), Deliveries: adv.Deliveries}
+		in := decide.MaxDelivered{Stage: task.GetStage(), Attempt: task.GetAttempt(), Shard: task.GetShardIndex(), RolloutSeq: task.GetRollout().GetSeq(), Deliveries: adv.Deliveries}
 		c.log.Warn("task exhausted its deliveries", "run", run, "stage", in.Stage, "attempt", in.Attempt, "deliveries", adv.Deliveries)
 		w := work{run: run, in: in, done: func(_ *sluicev1.RunState, err error) {
 			if err != nil && !errors.Is(err, ErrNotFound) {

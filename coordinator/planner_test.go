@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
+	"github.com/sluice-ci/sluice/coordinator/internal/fixture"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -27,6 +29,13 @@ import (
 // These tests drive the planner against a real in-process nats-server. The worker side is
 // scripted at the wire protocol (tasks in, results out), so each test controls exactly what
 // a worker reports; the real worker runtime is exercised by the fleet tests.
+
+// The specs and verdicts the decision tables of coordinator/decide use too.
+var (
+	stage, sevenStage  = fixture.Stage, fixture.SevenStage
+	rolloutStage       = fixture.Rollout
+	healthy, unhealthy = fixture.Healthy, fixture.Unhealthy
+)
 
 func startCoordinator(t *testing.T, env *bustest.Env, mutate ...func(*Config)) (*Coordinator, func()) {
 	t.Helper()
@@ -339,11 +348,14 @@ func TestPlannerRepublishesWhatACrashedPeerDecided(t *testing.T) {
 	env := bustest.Start(t, bus.Config{})
 	// Store a decided state whose task and events were never published, as a coordinator
 	// that died between its CAS and its publishes leaves it.
-	p := DefaultPolicy()
+	p := decide.DefaultPolicy()
 	now := time.Now()
 	spec := &sluicev1.PipelineSpec{Version: 1, Name: "web", Stages: []*sluicev1.StageSpec{stage("a")}}
-	st := NewRun("crashed1", spec, &sluicev1.SubmitRunRequest{Ref: "main"}, "", now)
-	d := p.Decide(st, Start{}, now)
+	st := decide.NewRun("crashed1", spec, &sluicev1.SubmitRunRequest{Ref: "main"}, "", now)
+	d, err := p.Decide(st, decide.Start{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	data, _ := proto.Marshal(d.State)
 	kv, err := env.JS.KeyValue(t.Context(), env.Config.Names.RunsBucket())
 	if err != nil {
@@ -425,7 +437,7 @@ func TestPlannerMaxDeliveriesFailsTheStage(t *testing.T) {
 
 func TestPlannerDeadlineFailsAStageWhoseWorkerWentSilent(t *testing.T) {
 	env := bustest.Start(t, bus.Config{})
-	startCoordinator(t, env, func(c *Config) { c.Policy = Policy{DeadlineGrace: 100 * time.Millisecond} })
+	startCoordinator(t, env, func(c *Config) { c.Policy = decide.Policy{DeadlineGrace: 100 * time.Millisecond} })
 	w := startWorker(t, env, func(task *sluicev1.Task) *sluicev1.Result {
 		return &sluicev1.Result{Phase: sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: "silent", Delivery: 1}
 	})
@@ -524,7 +536,7 @@ func TestPlannerRolloutRollsBackAnUnhealthyCanary(t *testing.T) {
 	w := startKindWorker(t, env, sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT, func(task *sluicev1.Task) *sluicev1.Result {
 		a := task.GetRollout()
 		mu.Lock()
-		actions = append(actions, fmt.Sprintf("%s %d", actionName(a.GetAction()), a.GetWeight()))
+		actions = append(actions, fmt.Sprintf("%s %d", decide.ActionName(a.GetAction()), a.GetWeight()))
 		mu.Unlock()
 		r := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "ts"}
 		if a.GetAction() == sluicev1.RolloutAction_ROLLOUT_ACTION_ANALYSE {

@@ -11,35 +11,32 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"github.com/sluice-ci/sluice/deploy"
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	"github.com/sluice-ci/sluice/internal/realtest"
-	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 func f(v float64) *float64 { return &v }
 
 // seedAnalysis is the seeds' analysis: error rate over 1.5x the baseline, latency over 2x,
 // more than 1% null responses roll back; a Mann-Whitney test on latency besides.
-func seedAnalysis(interval time.Duration) *sluicev1.AnalysisSpec {
-	return &sluicev1.AnalysisSpec{
-		Interval: durationpb.New(interval),
-		Provider: &sluicev1.ProviderSpec{Type: "builtin"},
-		Metrics: []*sluicev1.MetricSpec{
+func seedAnalysis(interval time.Duration) *deploy.Analysis {
+	return &deploy.Analysis{
+		Interval: interval,
+		Provider: deploy.ProviderConfig{Type: "builtin"},
+		Metrics: []deploy.Metric{
 			{Name: "error_rate", MaxRatioToBaseline: f(1.5)},
 			{Name: "latency_p95", MaxRatioToBaseline: f(2.0)},
 			{Name: "null_response_rate", Max: f(0.01)},
 		},
-		Judge: &sluicev1.JudgeSpec{Type: "mann-whitney", Confidence: 0.98, MinSamples: 50, MaxEffectSize: 1.5},
+		Judge: deploy.JudgeConfig{Type: "mann-whitney", Confidence: 0.98, MinSamples: 50, MaxEffectSize: 1.5},
 	}
 }
 
 func TestNewRejectsBadSpecs(t *testing.T) {
-	good := func() *sluicev1.RolloutSpec {
-		return &sluicev1.RolloutSpec{
-			Router:   &sluicev1.RouterSpec{Type: "builtin", Admin: "127.0.0.1:9091"},
+	good := func() deploy.Rollout {
+		return deploy.Rollout{
+			Router:   deploy.RouterConfig{Type: "builtin", Admin: "127.0.0.1:9091"},
 			Analysis: seedAnalysis(time.Second),
 		}
 	}
@@ -48,39 +45,36 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		modify func(s *sluicev1.RolloutSpec)
+		modify func(s *deploy.Rollout)
 	}{
-		{"nil", nil},
-		{"no router type", func(s *sluicev1.RolloutSpec) { s.Router.Type = "" }},
-		{"unknown router", func(s *sluicev1.RolloutSpec) { s.Router.Type = "istio" }},
-		{"builtin without admin", func(s *sluicev1.RolloutSpec) { s.Router.Admin = "" }},
-		{"nginx without upstream", func(s *sluicev1.RolloutSpec) {
-			s.Router = &sluicev1.RouterSpec{Type: "nginx", Config: "/etc/nginx/app.conf", Stable: "blue", Canary: "green"}
+		{"empty", func(s *deploy.Rollout) { *s = deploy.Rollout{} }},
+		{"no router type", func(s *deploy.Rollout) { s.Router.Type = "" }},
+		{"unknown router", func(s *deploy.Rollout) { s.Router.Type = "istio" }},
+		{"builtin without admin", func(s *deploy.Rollout) { s.Router.Admin = "" }},
+		{"nginx without upstream", func(s *deploy.Rollout) {
+			s.Router = deploy.RouterConfig{Type: "nginx", Config: "/etc/nginx/app.conf", Stable: "blue", Canary: "green"}
 		}},
-		{"haproxy without socket", func(s *sluicev1.RolloutSpec) {
-			s.Router = &sluicev1.RouterSpec{Type: "haproxy", Backend: "app", Stable: "blue", Canary: "green"}
+		{"haproxy without socket", func(s *deploy.Rollout) {
+			s.Router = deploy.RouterConfig{Type: "haproxy", Backend: "app", Stable: "blue", Canary: "green"}
 		}},
-		{"unknown judge", func(s *sluicev1.RolloutSpec) { s.Analysis.Judge.Type = "bayes" }},
-		{"unknown provider", func(s *sluicev1.RolloutSpec) { s.Analysis.Provider.Type = "datadog" }},
-		{"unknown builtin metric", func(s *sluicev1.RolloutSpec) { s.Analysis.Metrics[0].Name = "cpu" }},
-		{"query on builtin", func(s *sluicev1.RolloutSpec) { s.Analysis.Metrics[0].Query = "up" }},
-		{"unnamed metric", func(s *sluicev1.RolloutSpec) { s.Analysis.Metrics[0].Name = "" }},
-		{"prometheus without url", func(s *sluicev1.RolloutSpec) { s.Analysis.Provider.Type = "prometheus" }},
-		{"prometheus metric without query", func(s *sluicev1.RolloutSpec) {
-			s.Analysis.Provider = &sluicev1.ProviderSpec{Type: "prometheus", Url: "http://127.0.0.1:9090"}
+		{"unknown judge", func(s *deploy.Rollout) { s.Analysis.Judge.Type = "bayes" }},
+		{"unknown provider", func(s *deploy.Rollout) { s.Analysis.Provider.Type = "datadog" }},
+		{"unknown builtin metric", func(s *deploy.Rollout) { s.Analysis.Metrics[0].Name = "cpu" }},
+		{"query on builtin", func(s *deploy.Rollout) { s.Analysis.Metrics[0].Query = "up" }},
+		{"unnamed metric", func(s *deploy.Rollout) { s.Analysis.Metrics[0].Name = "" }},
+		{"prometheus without url", func(s *deploy.Rollout) { s.Analysis.Provider.Type = "prometheus" }},
+		{"prometheus metric without query", func(s *deploy.Rollout) {
+			s.Analysis.Provider = deploy.ProviderConfig{Type: "prometheus", URL: "http://127.0.0.1:9090"}
 			s.Analysis.Metrics[0].Name = "cpu"
 		}},
-		{"builtin provider without an address", func(s *sluicev1.RolloutSpec) {
-			s.Router = &sluicev1.RouterSpec{Type: "haproxy", Socket: "/run/haproxy.sock", Backend: "app", Stable: "blue", Canary: "green"}
+		{"builtin provider without an address", func(s *deploy.Rollout) {
+			s.Router = deploy.RouterConfig{Type: "haproxy", Socket: "/run/haproxy.sock", Backend: "app", Stable: "blue", Canary: "green"}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var s *sluicev1.RolloutSpec
-			if tt.modify != nil {
-				s = good()
-				tt.modify(s)
-			}
+			s := good()
+			tt.modify(&s)
 			_, err := deploy.New(s, deploy.Options{})
 			if !errors.Is(err, deploy.ErrSpec) {
 				t.Errorf("err %v, want ErrSpec", err)
@@ -105,9 +99,9 @@ func engine(t *testing.T, stable, canary realtest.Fault) (*deploy.Engine, *realt
 	admin := httptest.NewServer(p.AdminHandler())
 	t.Cleanup(front.Close)
 	t.Cleanup(admin.Close)
-	e, err := deploy.New(&sluicev1.RolloutSpec{
-		Router:   &sluicev1.RouterSpec{Type: "builtin", Admin: admin.Listener.Addr().String(), Stable: "blue", Canary: "green"},
-		Deploy:   &sluicev1.DeploySpec{Health: &sluicev1.HealthCheck{Url: green.URL, Timeout: durationpb.New(5 * time.Second)}},
+	e, err := deploy.New(deploy.Rollout{
+		Router:   deploy.RouterConfig{Type: "builtin", Admin: admin.Listener.Addr().String(), Stable: "blue", Canary: "green"},
+		Health:   deploy.Health{URL: green.URL, Timeout: 5 * time.Second},
 		Analysis: seedAnalysis(2 * time.Second),
 	}, deploy.Options{})
 	if err != nil {

@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"github.com/sluice-ci/sluice/deploy"
+	"github.com/sluice-ci/sluice/deploy/judge"
+	"github.com/sluice-ci/sluice/deploy/metrics"
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	"github.com/sluice-ci/sluice/internal/realtest"
-	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
 // The nginx and haproxy routers a spec names, built by New, set and read back the weight on
@@ -25,13 +24,13 @@ func TestEngineDrivesRealRouters(t *testing.T) {
 	h := realtest.StartHAProxy(t, blue.Port(), green.Port())
 	for _, tt := range []struct {
 		name string
-		spec *sluicev1.RouterSpec
+		spec deploy.RouterConfig
 	}{
-		{"nginx", &sluicev1.RouterSpec{Type: "nginx", Config: n.UpstreamConf, Upstream: "app", Stable: "blue", Canary: "green"}},
-		{"haproxy", &sluicev1.RouterSpec{Type: "haproxy", Socket: h.Socket, Backend: "app", Stable: "blue", Canary: "green"}},
+		{"nginx", deploy.RouterConfig{Type: "nginx", Config: n.UpstreamConf, Upstream: "app", Stable: "blue", Canary: "green"}},
+		{"haproxy", deploy.RouterConfig{Type: "haproxy", Socket: h.Socket, Backend: "app", Stable: "blue", Canary: "green"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := deploy.New(&sluicev1.RolloutSpec{Router: tt.spec}, deploy.Options{NginxBin: n.Bin, NginxArgs: n.Args})
+			e, err := deploy.New(deploy.Rollout{Router: tt.spec}, deploy.Options{NginxBin: n.Bin, NginxArgs: n.Args})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,9 +87,9 @@ func TestEngineWithPrometheus(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			a := seedAnalysis(3 * time.Second)
-			a.Provider = &sluicev1.ProviderSpec{Type: "prometheus", Url: prom.URL}
-			e, err := deploy.New(&sluicev1.RolloutSpec{
-				Router:   &sluicev1.RouterSpec{Type: "builtin", Admin: tt.admin, Stable: tt.stable, Canary: tt.canary},
+			a.Provider = deploy.ProviderConfig{Type: "prometheus", URL: prom.URL}
+			e, err := deploy.New(deploy.Rollout{
+				Router:   deploy.RouterConfig{Type: "builtin", Admin: tt.admin, Stable: tt.stable, Canary: tt.canary},
 				Analysis: a,
 			}, deploy.Options{})
 			if err != nil {
@@ -112,18 +111,22 @@ func TestEngineWithPrometheus(t *testing.T) {
 }
 
 func TestDefaultsFromSpec(t *testing.T) {
-	e, err := deploy.New(&sluicev1.RolloutSpec{
-		Router: &sluicev1.RouterSpec{Type: "builtin", Admin: "127.0.0.1:1"},
-		Deploy: &sluicev1.DeploySpec{Health: &sluicev1.HealthCheck{Url: "http://127.0.0.1:1/healthz"}},
-		Analysis: &sluicev1.AnalysisSpec{
-			Interval: durationpb.New(5 * time.Second),
-			Judge:    &sluicev1.JudgeSpec{Type: "mann-whitney"},
+	e, err := deploy.New(deploy.Rollout{
+		Router: deploy.RouterConfig{Type: "builtin", Admin: "127.0.0.1:1"},
+		Health: deploy.Health{URL: "http://127.0.0.1:1/healthz"},
+		Analysis: &deploy.Analysis{
+			Interval: 5 * time.Second,
+			Judge:    deploy.JudgeConfig{Type: "mann-whitney"},
 		},
 	}, deploy.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Interval != 5*time.Second || e.HealthTimeout != deploy.DefaultHealthTimeout || e.RankTest == nil || e.Provider == nil {
+	if e.Interval != 5*time.Second || e.HealthTimeout != deploy.DefaultHealthTimeout || e.Provider == nil {
 		t.Errorf("engine %+v", e)
+	}
+	// The mann-whitney judge runs its rank test, inconclusive on an interval without samples.
+	if v := e.Decide(metrics.Pair{}); len(v.Checks) != 1 || v.Checks[0].Rule != judge.RuleMannWhitney {
+		t.Errorf("checks %+v, want the rank test alone", v.Checks)
 	}
 }

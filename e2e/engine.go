@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,12 +20,6 @@ const (
 	// ChromiumPackage is the Debian package that provides DefaultChromium.
 	ChromiumPackage = "chromium"
 )
-
-// ErrNoBrowser: no Chromium binary where the engine looked.
-var ErrNoBrowser = errors.New("no Chromium browser")
-
-// ErrBrowserCrashed is wrapped by the failure of a journey whose browser died under it.
-var ErrBrowserCrashed = errors.New("browser crashed")
 
 // Config configures an Engine. Zero fields take defaults.
 type Config struct {

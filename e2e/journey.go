@@ -5,10 +5,7 @@
 package e2e
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-ci/sluice/internal/strictyaml"
 )
 
 // Action names a kind of step; the names are the keys of the journey format.
@@ -89,31 +88,16 @@ func (s Step) String() string {
 	return string(s.Action) + " " + strings.Join(parts, " ")
 }
 
-// Error is a problem in a journey file, with its position.
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
+// Error is a problem in a journey file: "FILE:LINE:COL: FIELD: MSG", the error type of
+// every Sluice file format. Every Error of a journey wraps ErrInvalid.
+type Error = strictyaml.Error
 
-func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return e.File + ": " + e.Msg
-}
+// Errors is every problem found in journey files, sorted by position.
+type Errors = strictyaml.Errors
 
-// Errors is every problem found in journey files. errors.As(err, &Errors{}) tells bad input
-// from a failure to run.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+// Problems returns the problems in err one by one (nil when err is not about journey files'
+// content, e.g. a file that cannot be read).
+func Problems(err error) []*Error { return strictyaml.List(err) }
 
 // Lookup resolves a ${VAR} reference; ok false means the variable is not defined.
 type Lookup func(name string) (value string, ok bool)
@@ -146,12 +130,14 @@ func EnvLookup(env []string) Lookup {
 func ParseFile(path string, lookup Lookup) (*Journey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: fmt.Sprintf("read journey: %v", err)}}
+		d := &strictyaml.Decoder{File: path, Kind: ErrInvalid}
+		d.Failf("read journey: %v", err)
+		return nil, d.Err()
 	}
 	return Parse(path, data, lookup)
 }
 
-// LoadFiles parses every file, sorted by path, and returns every error at once.
+// LoadFiles parses every file, sorted by path, and returns every problem at once.
 func LoadFiles(paths []string, lookup Lookup) ([]*Journey, error) {
 	sorted := append([]string(nil), paths...)
 	sort.Strings(sorted)
@@ -159,212 +145,127 @@ func LoadFiles(paths []string, lookup Lookup) ([]*Journey, error) {
 	var errs Errors
 	for _, p := range sorted {
 		j, err := ParseFile(p, lookup)
-		var pe Errors
-		switch {
-		case errors.As(err, &pe):
-			errs = append(errs, pe...)
-		case err != nil:
-			errs = append(errs, &Error{File: p, Msg: err.Error()})
-		default:
-			js = append(js, j)
+		if err != nil {
+			errs = append(errs, Problems(err)...)
+			continue
 		}
+		js = append(js, j)
 	}
-	if len(errs) > 0 {
-		return js, errs
-	}
-	return js, nil
+	return js, errs.Err()
 }
+
+// journeyFormat names the file format in messages about a whole file.
+var journeyFormat = strictyaml.Format{Name: "journey", Needs: "name, base_url, timeout and steps"}
 
 // Parse parses a journey. Decoding is strict: an unknown key, an unknown step, a step with
 // two actions, a bad duration, an undefined ${VAR} or a selector that is not valid CSS is an
-// error naming the file and line. Variables are substituted in every value (not in keys);
-// "$$" is a literal "$".
+// error naming the file, line, column and field; every problem is reported. Variables are
+// substituted in every value (not in keys); "$$" is a literal "$".
 func Parse(file string, data []byte, lookup Lookup) (*Journey, error) {
-	p := &parser{file: file, lookup: lookup}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Errors{{File: file, Msg: "empty journey file"}}
+	p := &parser{Decoder: &strictyaml.Decoder{File: file, Kind: ErrInvalid}}
+	p.Expand = func(s string) (string, []string) {
+		out, err := expand(s, lookup)
+		if err != nil {
+			return "", []string{err.Error()}
 		}
-		return nil, Errors{{File: file, Line: yamlErrLine(err), Msg: "invalid YAML: " + err.Error()}}
+		return out, nil
+	}
+	root := p.Root(data, journeyFormat)
+	if root == nil {
+		return nil, p.Err()
 	}
 	j := &Journey{File: file}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
-	if root.Kind != yaml.MappingNode {
-		return nil, Errors{{File: file, Line: root.Line, Msg: "a journey is a mapping with name, base_url, timeout and steps"}}
-	}
-	var stepsNode *yaml.Node
-	p.each(root, "journey", func(key string, k, v *yaml.Node) {
-		switch key {
-		case "name":
-			j.Name = p.str(v)
-		case "base_url":
-			j.BaseURL = p.str(v)
-		case "timeout":
-			j.Timeout = p.duration(v)
-		case "steps":
-			stepsNode = v
-		default:
-			p.errf(k, "unknown field %q in journey (want name, base_url, timeout, steps)", key)
-		}
+	var stepsKey, stepsNode *yaml.Node
+	p.Fields(root, "", "journey", []strictyaml.Field{
+		{Name: "name", Fn: func(path string, _, v *yaml.Node) { j.Name = p.Str(path, v) }},
+		{Name: "base_url", Fn: func(path string, _, v *yaml.Node) { j.BaseURL = p.Str(path, v) }},
+		{Name: "timeout", Fn: func(path string, _, v *yaml.Node) { j.Timeout, _ = p.Duration(path, v, false) }},
+		{Name: "steps", Fn: func(_ string, k, v *yaml.Node) { stepsKey, stepsNode = k, v }},
 	})
 	if j.Name == "" {
 		j.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
 	switch {
 	case stepsNode == nil:
-		p.errf(root, "journey has no steps")
-	case stepsNode.Kind != yaml.SequenceNode:
-		p.errf(stepsNode, "steps must be a list")
-	case len(stepsNode.Content) == 0:
-		p.errf(stepsNode, "journey has no steps")
+		p.Errorf(root, "steps", "missing: a journey needs steps, e.g. `steps: [{goto: /}]`")
+	case strictyaml.Resolve(stepsNode).Kind == yaml.SequenceNode && len(strictyaml.Resolve(stepsNode).Content) == 0:
+		p.Errorf(stepsKey, "steps", "no steps: add at least one, e.g. `- goto: /`")
 	default:
-		for _, n := range stepsNode.Content {
-			if s, ok := p.step(n); ok {
+		p.List("steps", stepsNode, func(path string, _ int, n *yaml.Node) {
+			if s, ok := p.step(path, n); ok {
 				j.Steps = append(j.Steps, s)
 			}
-		}
+		})
 	}
-	if len(p.errs) > 0 {
-		return nil, p.errs
+	if err := p.Err(); err != nil {
+		return nil, err
 	}
 	return j, nil
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
-
-func yamlErrLine(err error) int {
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	return 0
-}
-
 type parser struct {
-	file   string
-	lookup Lookup
-	errs   Errors
+	*strictyaml.Decoder
 }
 
-func (p *parser) errf(n *yaml.Node, format string, args ...any) {
-	p.errs = append(p.errs, &Error{File: p.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)})
-}
-
-// each calls fn for each key of a mapping node, rejecting duplicates.
-func (p *parser) each(n *yaml.Node, what string, fn func(key string, k, v *yaml.Node)) {
-	if n.Kind != yaml.MappingNode {
-		p.errf(n, "%s must be a mapping", what)
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if seen[k.Value] {
-			p.errf(k, "duplicate key %q in %s", k.Value, what)
-			continue
-		}
-		seen[k.Value] = true
-		fn(k.Value, k, v)
-	}
-}
-
-// str is a scalar value with variables substituted.
-func (p *parser) str(n *yaml.Node) string {
-	if n.Kind != yaml.ScalarNode {
-		p.errf(n, "want a single value, got a %s", kindName(n))
-		return ""
-	}
-	out, err := expand(n.Value, p.lookup)
-	if err != nil {
-		p.errf(n, "%v", err)
-	}
-	return out
-}
-
-func (p *parser) duration(n *yaml.Node) time.Duration {
-	s := p.str(n)
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		p.errf(n, "bad duration %q (want e.g. 500ms, 5s, 1m)", s)
-		return 0
-	}
+func (p *parser) duration(path string, n *yaml.Node) time.Duration {
+	d, _ := p.Duration(path, n, false)
 	return d
 }
 
-func (p *parser) int(n *yaml.Node, min, max int) int {
-	s := p.str(n)
-	v, err := strconv.Atoi(s)
-	if err != nil || v < min || v > max {
-		p.errf(n, "bad number %q (want %d..%d)", s, min, max)
-		return 0
-	}
-	return v
+func (p *parser) int(path string, n *yaml.Node, min, max int) int {
+	v, _ := p.Int(path, n, int64(min), int64(max))
+	return int(v)
 }
 
-func (p *parser) selector(n *yaml.Node) string {
-	s := p.str(n)
+func (p *parser) selector(path string, n *yaml.Node) string {
+	s := p.Str(path, n)
 	if err := CheckSelector(s); err != nil {
-		p.errf(n, "%v", err)
+		p.Errorf(strictyaml.Resolve(n), path, "%v", err)
 	}
 	return s
 }
 
-func (p *parser) urlPattern(n *yaml.Node) string {
-	s := p.str(n)
-	if s == "" {
-		p.errf(n, "empty URL")
+func (p *parser) urlPattern(path string, n *yaml.Node) string {
+	s, ok := p.Scalar(path, n)
+	if ok && s == "" {
+		p.Errorf(strictyaml.Resolve(n), path, "empty URL")
 	}
 	return s
-}
-
-func kindName(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	}
-	return "value"
 }
 
 // step decodes one step: a mapping with exactly one action key and an optional timeout.
-func (p *parser) step(n *yaml.Node) (Step, bool) {
+func (p *parser) step(path string, n *yaml.Node) (Step, bool) {
 	s := Step{Line: n.Line}
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, "a step is a mapping such as {click: \"#save\"}, got a %s", kindName(n))
+		p.Errorf(n, path, "a step is a mapping such as {click: \"#save\"}, got %s", strictyaml.Describe(n))
 		return s, false
 	}
-	before := len(p.errs)
+	before := p.Problems()
 	var action, arg *yaml.Node
-	p.each(n, "step", func(key string, k, v *yaml.Node) {
+	p.Pairs(n, path, func(key string, k, v *yaml.Node) {
 		if key == "timeout" {
-			s.Timeout = p.duration(v)
+			s.Timeout = p.duration(strictyaml.Join(path, key), v)
 			return
 		}
 		if !isAction(key) {
-			p.errf(k, "unknown step %q (want one of %s)", key, actionList())
+			p.Errorf(k, strictyaml.Join(path, key), "unknown step %q %s", key, strictyaml.Hint(key, actionNames(), "steps"))
 			return
 		}
 		if action != nil {
-			p.errf(k, "step has two actions, %q and %q: write one step each", action.Value, key)
+			p.Errorf(k, strictyaml.Join(path, key), "step has two actions, %q and %q: write one step each", action.Value, key)
 			return
 		}
 		action, arg = k, v
 	})
 	if action == nil {
-		if len(p.errs) == before {
-			p.errf(n, "step has no action (want one of %s)", actionList())
+		if p.Problems() == before {
+			p.Errorf(n, path, "step has no action (steps: %s)", strings.Join(actionNames(), ", "))
 		}
 		return s, false
 	}
 	s.Action = Action(action.Value)
-	p.args(&s, arg)
-	return s, len(p.errs) == before
+	p.args(strictyaml.Join(path, action.Value), &s, strictyaml.Resolve(arg))
+	return s, p.Problems() == before
 }
 
 func isAction(key string) bool {
@@ -376,93 +277,75 @@ func isAction(key string) bool {
 	return false
 }
 
-func actionList() string {
+func actionNames() []string {
 	names := make([]string, len(actions))
 	for i, a := range actions {
 		names[i] = string(a)
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
-// fields decodes a step's mapping argument: each allowed key calls its setter; a key that
-// is not allowed is an error listing the ones that are.
-func (p *parser) fields(s *Step, n *yaml.Node, allowed map[string]func(v *yaml.Node)) {
-	names := make([]string, 0, len(allowed))
-	for k := range allowed {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	p.each(n, string(s.Action), func(key string, k, v *yaml.Node) {
-		set, ok := allowed[key]
-		if !ok {
-			p.errf(k, "unknown field %q in %s (want %s)", key, s.Action, strings.Join(names, ", "))
-			return
-		}
-		set(v)
-	})
+// fields decodes a step's mapping argument: each allowed key calls its setter.
+func (p *parser) fields(path string, s *Step, n *yaml.Node, allowed []strictyaml.Field) {
+	p.Fields(n, path, string(s.Action), allowed)
 }
 
 // args decodes the argument of s's action: a scalar shorthand where one makes sense, or a
 // mapping of named fields.
-func (p *parser) args(s *Step, n *yaml.Node) {
+func (p *parser) args(path string, s *Step, n *yaml.Node) {
 	scalar := n.Kind == yaml.ScalarNode
-	sel := func(v *yaml.Node) { s.Selector = p.selector(v) }
+	f := func(name string, set func(path string, v *yaml.Node)) strictyaml.Field {
+		return strictyaml.Field{Name: name, Fn: func(path string, _, v *yaml.Node) { set(path, v) }}
+	}
+	sel := f("selector", func(path string, v *yaml.Node) { s.Selector = p.selector(path, v) })
 	switch s.Action {
 	case ActGoto:
 		if scalar {
-			s.URL = p.urlPattern(n)
+			s.URL = p.urlPattern(path, n)
 			return
 		}
-		p.fields(s, n, map[string]func(*yaml.Node){
-			"url":    func(v *yaml.Node) { s.URL = p.urlPattern(v) },
-			"status": func(v *yaml.Node) { s.Status = p.int(v, 100, 599) },
+		p.fields(path, s, n, []strictyaml.Field{
+			f("url", func(path string, v *yaml.Node) { s.URL = p.urlPattern(path, v) }),
+			f("status", func(path string, v *yaml.Node) { s.Status = p.int(path, v, 100, 599) }),
 		})
-		if s.URL == "" {
-			p.errf(n, "goto needs a url")
-		}
+		p.need(path, n, s, s.URL != "", "url")
 	case ActClick:
 		if scalar {
-			s.Selector = p.selector(n)
+			s.Selector = p.selector(path, n)
 			return
 		}
-		p.fields(s, n, map[string]func(*yaml.Node){"selector": sel})
-		p.need(n, s, s.Selector != "", "selector")
+		p.fields(path, s, n, []strictyaml.Field{sel})
+		p.need(path, n, s, s.Selector != "", "selector")
 	case ActFill:
-		p.fields(s, n, map[string]func(*yaml.Node){
-			"selector": sel,
-			"value":    func(v *yaml.Node) { s.Value = p.str(v) },
-		})
-		p.need(n, s, s.Selector != "", "selector")
+		p.fields(path, s, n, []strictyaml.Field{sel, f("value", func(path string, v *yaml.Node) { s.Value = p.Str(path, v) })})
+		p.need(path, n, s, s.Selector != "", "selector")
 	case ActSelect:
 		var hasValue bool
-		p.fields(s, n, map[string]func(*yaml.Node){
-			"selector": sel,
-			"value":    func(v *yaml.Node) { s.Value, hasValue = p.str(v), true },
-			"label":    func(v *yaml.Node) { s.Label = p.str(v) },
+		p.fields(path, s, n, []strictyaml.Field{
+			sel,
+			f("value", func(path string, v *yaml.Node) { s.Value, hasValue = p.Str(path, v), true }),
+			f("label", func(path string, v *yaml.Node) { s.Label = p.Str(path, v) }),
 		})
-		p.need(n, s, s.Selector != "", "selector")
+		p.need(path, n, s, s.Selector != "", "selector")
 		if hasValue == (s.Label != "") {
-			p.errf(n, "select needs exactly one of value and label")
+			p.Errorf(n, path, "select needs exactly one of value and label")
 		}
 	case ActPress:
 		if scalar {
-			s.Key = p.key(n)
+			s.Key = p.key(path, n)
 			return
 		}
-		p.fields(s, n, map[string]func(*yaml.Node){
-			"selector": sel,
-			"key":      func(v *yaml.Node) { s.Key = p.key(v) },
-		})
-		p.need(n, s, s.Key != "", "key")
+		p.fields(path, s, n, []strictyaml.Field{sel, f("key", func(path string, v *yaml.Node) { s.Key = p.key(path, v) })})
+		p.need(path, n, s, s.Key != "", "key")
 	case ActWaitFor:
 		if scalar {
-			s.Selector = p.selector(n)
+			s.Selector = p.selector(path, n)
 			return
 		}
-		p.fields(s, n, map[string]func(*yaml.Node){
-			"selector": sel,
-			"text":     func(v *yaml.Node) { s.Text = p.str(v) },
-			"url":      func(v *yaml.Node) { s.URL = p.urlPattern(v) },
+		p.fields(path, s, n, []strictyaml.Field{
+			sel,
+			f("text", func(path string, v *yaml.Node) { s.Text = p.Str(path, v) }),
+			f("url", func(path string, v *yaml.Node) { s.URL = p.urlPattern(path, v) }),
 		})
 		set := 0
 		for _, v := range []string{s.Selector, s.Text, s.URL} {
@@ -471,46 +354,43 @@ func (p *parser) args(s *Step, n *yaml.Node) {
 			}
 		}
 		if set != 1 {
-			p.errf(n, "wait_for needs exactly one of selector, text and url")
+			p.Errorf(n, path, "wait_for needs exactly one of selector, text and url")
 		}
 	case ActExpectText:
 		if scalar {
-			s.Text = p.str(n)
+			s.Text = p.Str(path, n)
 		} else {
-			p.fields(s, n, map[string]func(*yaml.Node){
-				"selector": sel,
-				"text":     func(v *yaml.Node) { s.Text = p.str(v) },
-			})
+			p.fields(path, s, n, []strictyaml.Field{sel, f("text", func(path string, v *yaml.Node) { s.Text = p.Str(path, v) })})
 		}
-		p.need(n, s, s.Text != "", "text")
+		p.need(path, n, s, s.Text != "", "text")
 	case ActExpectURL:
-		s.URL = p.urlPattern(n)
+		s.URL = p.urlPattern(path, n)
 	case ActExpectStatus:
-		s.Status = p.int(n, 100, 599)
+		s.Status = p.int(path, n, 100, 599)
 	case ActExpectNoConsoleErrors:
-		if v := p.str(n); v != "true" {
-			p.errf(n, "expect_no_console_errors takes true, got %q", v)
+		if v, ok := p.Scalar(path, n); ok && v != "true" {
+			p.Errorf(n, path, "expect_no_console_errors takes true, got %q", v)
 		}
 	case ActScreenshot:
-		s.Name = p.str(n)
+		s.Name = p.Str(path, n)
 		if !validName.MatchString(s.Name) {
-			p.errf(n, "screenshot name %q: use letters, digits, '-', '_' and '.'", s.Name)
+			p.Errorf(n, path, "screenshot name %q: use letters, digits, '-', '_' and '.'", s.Name)
 		}
 	}
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-func (p *parser) need(n *yaml.Node, s *Step, ok bool, field string) {
+func (p *parser) need(path string, n *yaml.Node, s *Step, ok bool, field string) {
 	if !ok {
-		p.errf(n, "%s needs a %s", s.Action, field)
+		p.Errorf(n, path, "%s needs a %s", s.Action, field)
 	}
 }
 
-func (p *parser) key(n *yaml.Node) string {
-	k := p.str(n)
+func (p *parser) key(path string, n *yaml.Node) string {
+	k := p.Str(path, n)
 	if _, ok := keyName(k); !ok {
-		p.errf(n, "unknown key %q (want a single character or one of %s)", k, keyNames())
+		p.Errorf(strictyaml.Resolve(n), path, "unknown key %q (want a single character or one of %s)", k, keyNames())
 	}
 	return k
 }

@@ -3,15 +3,15 @@ package e2e
 import (
 	"bytes"
 	"errors"
-	"flag"
-	"github.com/sluice-ci/sluice/internal/junit"
-	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+	"github.com/sluice-ci/sluice/internal/golden"
+	"github.com/sluice-ci/sluice/internal/junit"
+)
 
 func TestParse(t *testing.T) {
 	j := loadJourney(t, "testdata/journeys/pass.yaml")
@@ -40,29 +40,30 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown step", "steps:\n  - goto: /\n  - clik: '#a'\n", `j.yaml:3: unknown step "clik" (want one of goto, click,`},
-		{"unknown field", "name: x\nretries: 2\nsteps: [{goto: /}]\n", `j.yaml:2: unknown field "retries" in journey`},
-		{"unknown step field", "steps:\n  - fill: {selector: '#a', text: x}\n", `j.yaml:2: unknown field "text" in fill (want selector, value)`},
-		{"bad selector", "steps:\n  - goto: /\n  - click: 'button[type=submit'\n", `j.yaml:3: bad CSS selector "button[type=submit": unclosed '['`},
-		{"bad selector in mapping", "steps:\n  - expect_text: {selector: 'h1 >', text: x}\n", `j.yaml:2: bad CSS selector "h1 >": ends with a combinator`},
-		{"two actions", "steps:\n  - {goto: /, click: a}\n", `j.yaml:2: step has two actions, "goto" and "click"`},
-		{"undefined var", "steps:\n  - goto: ${TARGET}/x\n", "j.yaml:2: undefined variable ${TARGET}"},
-		{"bad timeout", "steps:\n  - goto: /\n    timeout: soon\n", `j.yaml:3: bad duration "soon"`},
-		{"bad key", "steps:\n  - press: Enterr\n", `j.yaml:2: unknown key "Enterr"`},
-		{"wait_for two", "steps:\n  - wait_for: {text: a, url: /b}\n", "j.yaml:2: wait_for needs exactly one of selector, text and url"},
-		{"no steps", "name: x\n", "j.yaml:1: journey has no steps"},
-		{"status", "steps:\n  - expect_status: 700\n", `j.yaml:2: bad number "700"`},
+		{"unknown step", "steps:\n  - goto: /\n  - clik: '#a'\n", `j.yaml:3:5: steps[1].clik: unknown step "clik" (did you mean "click"?)`},
+		{"unknown field", "name: x\nretries: 2\nsteps: [{goto: /}]\n", `j.yaml:2:1: retries: unknown field "retries" in journey (known fields: name, base_url, timeout, steps)`},
+		{"unknown step field", "steps:\n  - fill: {selector: '#a', text: x}\n", `j.yaml:2:28: steps[0].fill.text: unknown field "text" in fill (known fields: selector, value)`},
+		{"bad selector", "steps:\n  - goto: /\n  - click: 'button[type=submit'\n", `j.yaml:3:12: steps[1].click: bad CSS selector "button[type=submit": unclosed '['`},
+		{"bad selector in mapping", "steps:\n  - expect_text: {selector: 'h1 >', text: x}\n", `j.yaml:2:29: steps[0].expect_text.selector: bad CSS selector "h1 >": ends with a combinator`},
+		{"two actions", "steps:\n  - {goto: /, click: a}\n", `j.yaml:2:15: steps[0].click: step has two actions, "goto" and "click"`},
+		{"undefined var", "steps:\n  - goto: ${TARGET}/x\n", "j.yaml:2:11: steps[0].goto: undefined variable ${TARGET}"},
+		{"bad timeout", "steps:\n  - goto: /\n    timeout: soon\n", `j.yaml:3:14: steps[0].timeout: invalid duration "soon"`},
+		{"bad key", "steps:\n  - press: Enterr\n", `j.yaml:2:12: steps[0].press: unknown key "Enterr"`},
+		{"wait_for two", "steps:\n  - wait_for: {text: a, url: /b}\n", "j.yaml:2:15: steps[0].wait_for: wait_for needs exactly one of selector, text and url"},
+		{"no steps", "name: x\n", "j.yaml:1:1: steps: missing: a journey needs steps"},
+		{"empty steps", "steps: []\n", "j.yaml:1:1: steps: no steps: add at least one"},
+		{"status", "steps:\n  - expect_status: 700\n", `j.yaml:2:20: steps[0].expect_status: 700 is out of range: must be 100..599`},
 		{"not yaml", "steps: [\n", "j.yaml:1: invalid YAML"},
+		{"a list", "- goto: /\n", "j.yaml:1:1: a journey is a mapping with name, base_url, timeout and steps, got a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("j.yaml", []byte(tt.yaml), nil)
-			var es Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("error %v (%T), want Errors", err, err)
+			if !errors.Is(err, ErrInvalid) || len(Problems(err)) != 1 {
+				t.Fatalf("error %v (%T), want one problem wrapping ErrInvalid", err, err)
 			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q does not contain %q", err, tt.want)
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error %q does not start with %q", err, tt.want)
 			}
 		})
 	}
@@ -133,24 +134,24 @@ func TestJUnitGolden(t *testing.T) {
 	if err := WriteJUnit(&b, "e2e", results); err != nil {
 		t.Fatal(err)
 	}
-	golden := "testdata/junit.golden.xml"
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("JUnit differs from %s (run with -update to accept):\n%s", golden, b.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "junit.golden.xml"), b.Bytes())
 	rep, err := junit.Read(bytes.NewReader(b.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Tests != 3 || rep.Failures != 1 || rep.Errors != 1 || rep.Cases[1].Line != 5 || rep.Cases[1].Status != junit.Failed {
 		t.Errorf("read back %+v", rep)
+	}
+}
+
+func TestParseReportsEveryProblemAtOnce(t *testing.T) {
+	_, err := Parse("j.yaml", []byte("timeout: later\nsteps:\n  - clik: a\n  - goto: {url: /, status: 999}\n  - press: Entr\n"), nil)
+	ps := Problems(err)
+	var lines []int
+	for _, p := range ps {
+		lines = append(lines, p.Line)
+	}
+	if !slices.Equal(lines, []int{1, 3, 4, 5}) {
+		t.Fatalf("problems on lines %v, want 1 3 4 5:\n%v", lines, err)
 	}
 }

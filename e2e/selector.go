@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 )
-
-// ErrBadSelector is wrapped by CheckSelector's errors and by a step whose selector the
-// browser refuses.
-var ErrBadSelector = errors.New("bad CSS selector")
 
 // CheckSelector catches CSS selector syntax mistakes before a journey runs: unbalanced
 // brackets, parentheses or quotes, empty parts of a selector list, dangling or doubled

@@ -6,7 +6,6 @@ package loadtest
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,9 +22,6 @@ const K6Env = "SLUICE_K6"
 // module is the main module's path, which identifies the repository root when looking for
 // the bin/k6 that `make bin/k6` builds.
 const module = "github.com/sluice-ci/sluice"
-
-// ErrK6NotFound: no k6 binary at $SLUICE_K6, on PATH, or in the repository's bin/.
-var ErrK6NotFound = errors.New("k6 not found")
 
 // FindK6 locates the k6 binary: $SLUICE_K6, then k6 on PATH, then bin/k6 beside the running
 // executable (make puts bin/sluice and bin/k6 together), then bin/k6 in the repository that

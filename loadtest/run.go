@@ -16,24 +16,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-)
 
-// Errors of Run; each failed run wraps exactly one.
-var (
-	// ErrThresholds: k6 exited 99, one or more thresholds were crossed.
-	ErrThresholds = errors.New("thresholds crossed")
-	// ErrScript: the script does not exist, does not compile, or threw.
-	ErrScript = errors.New("k6 script error")
-	// ErrTargetUnreachable: the target URL refuses connections (checked before k6 starts).
-	ErrTargetUnreachable = errors.New("target unreachable")
-	// ErrBadOptions: the options cannot describe a k6 run.
-	ErrBadOptions = errors.New("bad load test options")
-	// ErrK6Failed: k6 failed for another reason (bad config, aborted, crashed).
-	ErrK6Failed = errors.New("k6 failed")
-	// ErrCanceled: the context ended the run.
-	ErrCanceled = errors.New("load test canceled")
+	"github.com/sluice-ci/sluice/internal/procgroup"
 )
 
 // k6 exit codes the engine tells apart (k6's errext/exitcodes).
@@ -155,8 +140,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cmd.Dir = dir
 	cmd.Env = o.ProcEnv
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// k6 leads its own process group, killed whole when ctx ends: it has nothing to clean up.
+	procgroup.OnCancel(cmd, 0)
 	cmd.WaitDelay = killGrace
 	if o.Prepare != nil {
 		o.Prepare(cmd)

@@ -60,6 +60,8 @@ type logSink struct {
 	errs    []error
 	// written counts the steps' bytes kept; dropped those past the limit.
 	written, dropped int64
+	// truncated is set once the marker of the limit has been written.
+	truncated bool
 }
 
 type logSegment struct {
@@ -123,16 +125,18 @@ func (s *logSink) write(stream string, p []byte) (int, error) {
 	n := len(p)
 	if stream != StreamSluice {
 		if room := s.limit - s.written; int64(len(p)) > room {
-			if room <= 0 {
-				s.dropped += int64(len(p))
-				return n, nil
+			s.dropped += int64(len(p)) - max(room, 0)
+			if room > 0 {
+				s.written += room
+				s.lineLocked(stream, p[:room])
 			}
-			s.dropped += int64(len(p)) - room
-			p = p[:room]
-			s.written += room
-			s.lineLocked(stream, p)
-			s.endLineLocked(stream)
-			s.appendLocked(StreamSluice, []byte(fmt.Sprintf("[sluice] output truncated: the steps wrote more than the %s log limit; the rest is dropped\n", byteSize(s.limit))))
+			// The marker comes once, where the output stops, whether the limit fell inside
+			// a write or exactly between two.
+			if !s.truncated {
+				s.truncated = true
+				s.endLineLocked(stream)
+				s.appendLocked(StreamSluice, []byte(fmt.Sprintf("[sluice] output truncated: the steps wrote more than the %s log limit; the rest is dropped\n", byteSize(s.limit))))
+			}
 			return n, nil
 		}
 		s.written += int64(len(p))

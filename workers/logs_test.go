@@ -55,6 +55,26 @@ func TestOneStageCannotFloodTheLogs(t *testing.T) {
 	}
 }
 
+// Output that reaches the limit exactly at the end of one write, and goes on in the next,
+// is truncated with the marker all the same.
+func TestTheLogLimitMarkerComesWhereOutputStops(t *testing.T) {
+	h := newHarness(t)
+	h.publish(t, newTask("exact", "head -c 4096 /dev/zero | tr '\\0' a; sleep 0.2; echo after the limit"))
+	h.start(t, Config{LogLimit: 4096})
+	if res := h.final(t, "exact"); res.GetDetail()["logs_dropped_bytes"] != strconv.Itoa(len("after the limit\n")) {
+		t.Fatalf("dropped %q bytes, want the last line's", res.GetDetail()["logs_dropped_bytes"])
+	}
+	var sluice strings.Builder
+	for _, c := range h.logChunks(t, "exact", "build") {
+		if c.GetStream() == StreamSluice {
+			sluice.Write(c.GetData())
+		}
+	}
+	if !strings.Contains(sluice.String(), "output truncated: the steps wrote more than the 4.0 KiB log limit") {
+		t.Fatalf("no truncation marker in the worker's lines:\n%s", sluice.String())
+	}
+}
+
 // TestWorkerLinesNeverSplitAStepLine reads the logs as `sluice logs` prints them (every
 // stream in chunk order) and expects each step's lines whole, though a secret makes the
 // redactor hold back output and the steps end without a newline.

@@ -2,15 +2,15 @@ package workers
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
+	pathpkg "path"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-ci/sluice/internal/strictyaml"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
@@ -21,57 +21,89 @@ import (
 // pipeline and ref fails the task with the reason. Names of Sluice's own variables
 // (SLUICE_*, NATS_*) cannot be granted: the worker's credentials are never a step's.
 type Secrets struct {
-	Grants []SecretGrant `yaml:"secrets"`
+	Grants []SecretGrant
 	// LookupEnv reads the worker's environment; nil means os.LookupEnv.
-	LookupEnv func(string) (string, bool) `yaml:"-"`
+	LookupEnv func(string) (string, bool)
 }
 
 // SecretGrant gives one variable of the worker's environment to some stages.
 type SecretGrant struct {
 	// Name is what stages ask for, and the variable the step sees.
-	Name string `yaml:"name"`
+	Name string
 	// FromEnv is the worker's variable holding the value; default Name.
-	FromEnv string `yaml:"from_env"`
+	FromEnv string
 	// Pipelines and Refs are globs; empty means any.
-	Pipelines []string `yaml:"pipelines"`
-	Refs      []string `yaml:"refs"`
+	Pipelines []string
+	Refs      []string
 	// Protected gives the secret only to runs of protected refs (the coordinator's policy
 	// says which): production credentials never reach a branch anyone may push.
-	Protected bool `yaml:"protected"`
+	Protected bool
 }
 
-// ErrSecretDenied: a stage asked for a secret the worker does not grant it.
-var ErrSecretDenied = errors.New("secret not granted")
+var secretsFormat = strictyaml.Format{Name: "secrets file", Needs: "secrets, a list of grants"}
 
-// LoadSecrets reads a secrets file strictly.
+// LoadSecrets reads a secrets file strictly; every problem is reported, naming its line,
+// column and field, and wraps ErrBadConfig.
 func LoadSecrets(file string) (*Secrets, error) {
+	d := &strictyaml.Decoder{File: file, Kind: ErrBadConfig}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("secrets file: %w", err)
+		d.Failf("cannot read the secrets file: %v", err)
+		return nil, d.Err()
 	}
-	var s Secrets
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: secrets file %s: %s", ErrBadConfig, file, strings.TrimPrefix(err.Error(), "yaml: "))
+	s := &Secrets{}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return s, nil
 	}
-	for i, g := range s.Grants {
-		where := fmt.Sprintf("%s: secrets[%d]", file, i)
-		if !sluicev1.IsEnvName(g.Name) || g.FromEnv != "" && !sluicev1.IsEnvName(g.FromEnv) {
-			return nil, fmt.Errorf("%w: %s: name %q / from_env %q: environment variable names", ErrBadConfig, where, g.Name, g.FromEnv)
+	root := d.Root(data, secretsFormat)
+	if root == nil {
+		return nil, d.Err()
+	}
+	d.Fields(root, "", "secrets file", []strictyaml.Field{{Name: "secrets", Fn: func(path string, _, v *yaml.Node) {
+		d.List(path, v, func(path string, _ int, item *yaml.Node) { s.Grants = append(s.Grants, grant(d, path, item)) })
+	}}})
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// grant decodes one grant of a secrets file.
+func grant(d *strictyaml.Decoder, path string, n *yaml.Node) SecretGrant {
+	var g SecretGrant
+	envName := func(path string, v *yaml.Node) string {
+		name := d.Str(path, v)
+		switch {
+		case !sluicev1.IsEnvName(name):
+			d.Errorf(strictyaml.Resolve(v), path, "%q is not an environment variable name: use letters, digits and '_', not starting with a digit", name)
+		case ownVariable(name):
+			d.Errorf(strictyaml.Resolve(v), path, "%s is one of Sluice's own variables (credentials, tokens) and cannot be given to steps", name)
 		}
-		for _, n := range []string{g.Name, g.FromEnv} {
-			if ownVariable(n) {
-				return nil, fmt.Errorf("%w: %s: %s is one of Sluice's own variables (credentials, tokens) and cannot be given to steps", ErrBadConfig, where, n)
+		return name
+	}
+	globs := func(path string, v *yaml.Node) []string {
+		nodes, paths := d.Items(path, v)
+		var out []string
+		for i, item := range nodes {
+			glob := d.Str(paths[i], item)
+			if _, err := pathpkg.Match(glob, ""); err != nil {
+				d.Errorf(item, paths[i], "bad glob %q: %v", glob, err)
 			}
+			out = append(out, glob)
 		}
-		for _, p := range append(slices.Clone(g.Pipelines), g.Refs...) {
-			if _, err := path.Match(p, ""); err != nil {
-				return nil, fmt.Errorf("%w: %s: bad glob %q", ErrBadConfig, where, p)
-			}
-		}
+		return out
 	}
-	return &s, nil
+	d.Fields(n, path, "grant", []strictyaml.Field{
+		{Name: "name", Fn: func(path string, _, v *yaml.Node) { g.Name = envName(path, v) }},
+		{Name: "from_env", Fn: func(path string, _, v *yaml.Node) { g.FromEnv = envName(path, v) }},
+		{Name: "pipelines", Fn: func(path string, _, v *yaml.Node) { g.Pipelines = globs(path, v) }},
+		{Name: "refs", Fn: func(path string, _, v *yaml.Node) { g.Refs = globs(path, v) }},
+		{Name: "protected", Fn: func(path string, _, v *yaml.Node) { g.Protected = d.Bool(path, v) }},
+	})
+	if g.Name == "" {
+		d.Errorf(n, strictyaml.Join(path, "name"), "missing: a grant names the variable stages ask for")
+	}
+	return g
 }
 
 // requested are the secret names a task asks for.
@@ -147,7 +179,7 @@ func (s *Secrets) grantFor(name string, t *sluicev1.Task) (SecretGrant, string) 
 }
 
 func matchAny(globs []string, s string) bool {
-	return slices.ContainsFunc(globs, func(g string) bool { ok, _ := path.Match(g, s); return ok })
+	return slices.ContainsFunc(globs, func(g string) bool { ok, _ := pathpkg.Match(g, s); return ok })
 }
 
 // ownVariable reports whether an environment variable is Sluice's (credentials, tokens,

@@ -72,11 +72,13 @@ func TestLoadSecrets(t *testing.T) {
 		name, file, err string
 	}{
 		{"good", "secrets:\n  - {name: NPM_TOKEN, refs: [main], protected: true}\n", ""},
-		{"unknown field", "secrets:\n  - {name: A, scope: all}\n", "field scope not found"},
+		{"unknown field", "secrets:\n  - {name: A, scope: all}\n", `secrets[0].scope: unknown field "scope" in grant`},
 		{"sluice variable", "secrets:\n  - {name: TOKEN, from_env: SLUICE_API_TOKEN}\n", "Sluice's own variables"},
 		{"nats variable", "secrets:\n  - {name: NATS_CREDS}\n", "Sluice's own variables"},
-		{"bad name", "secrets:\n  - {name: 'a-b'}\n", "environment variable names"},
-		{"bad glob", "secrets:\n  - {name: A, refs: ['[']}\n", "bad glob"},
+		{"bad name", "secrets:\n  - {name: 'a-b'}\n", "is not an environment variable name"},
+		{"bad glob", "secrets:\n  - {name: A, refs: ['[']}\n", `:2:22: secrets[0].refs[0]: bad glob "["`},
+		{"no name", "secrets:\n  - {refs: [main]}\n", "secrets[0].name: missing"},
+		{"not a list", "secrets: {name: A}\n", "secrets: must be a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

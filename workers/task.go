@@ -17,9 +17,6 @@ import (
 	"github.com/sluice-ci/sluice/workers/exec"
 )
 
-// ErrBadArtifactName: an artifact name is empty, absolute or climbs out with "..".
-var ErrBadArtifactName = errors.New("bad artifact name")
-
 // Task is what a Handler gets: the decoded task, its source tree, and the runtime's
 // services. Output written to Stdout, Stderr and Log is streamed to the stage's logs with
 // every secret value redacted.

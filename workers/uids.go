@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/lockfile"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers/exec"
 )
@@ -29,7 +29,7 @@ const (
 // is killed before the slot takes work.
 type uidPool struct {
 	gid   int
-	locks []*os.File
+	locks []*lockfile.Lock
 	uids  []int
 }
 
@@ -41,23 +41,18 @@ func claimUIDs(base, count, want int, log *slog.Logger) (*uidPool, error) {
 	p := &uidPool{gid: base}
 	// The first uid of the range is the shared group; the slots take the others.
 	for uid := base + 1; uid < base+count && len(p.uids) < want; uid++ {
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(uid)+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		l, err := lockfile.TryLock(filepath.Join(dir, strconv.Itoa(uid)+".lock"))
+		if errors.Is(err, lockfile.ErrHeld) {
+			continue
+		}
 		if err != nil {
 			p.close()
-			return nil, fmt.Errorf("step uid lock: %w", err)
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			_ = f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				continue
-			}
-			p.close()
-			return nil, fmt.Errorf("step uid lock %d: %w", uid, err)
+			return nil, fmt.Errorf("step uid %d: %w", uid, err)
 		}
 		if n := exec.KillUser(uid); n > 0 {
 			log.Warn("killed processes a dead worker's step left behind", "uid", uid, "processes", n)
 		}
-		p.locks = append(p.locks, f)
+		p.locks = append(p.locks, l)
 		p.uids = append(p.uids, uid)
 	}
 	if len(p.uids) < want {
@@ -81,8 +76,8 @@ func (p *uidPool) close() {
 	if p == nil {
 		return
 	}
-	for _, f := range p.locks {
-		_ = f.Close()
+	for _, l := range p.locks {
+		_ = l.Unlock()
 	}
 }
 

@@ -50,9 +50,6 @@ const (
 	pullRetry = time.Second
 )
 
-// ErrBadConfig is wrapped by New's validation errors.
-var ErrBadConfig = errors.New("invalid worker config")
-
 // Causes of a task's cancellation.
 var (
 	errHandBack     = errors.New("worker stopping: task handed back")

@@ -5,7 +5,6 @@
 package pgcluster
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,9 +13,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// ErrNoBinaries: the PostgreSQL binaries a task needs are not installed where Sluice looks.
-var ErrNoBinaries = errors.New("PostgreSQL binaries not found")
 
 // InstallHint says how to get the binaries; error messages and test failures end with it.
 const InstallHint = "install the PostgreSQL server binaries (Debian/Ubuntu: apt-get install -y postgresql-15; " +

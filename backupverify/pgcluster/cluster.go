@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-ci/sluice/internal/procgroup"
 )
 
 // Defaults of Options.
@@ -38,9 +40,6 @@ const (
 	// logTail is how much of the server log an error quotes.
 	logTail = 2000
 )
-
-// ErrStart: the cluster could not be created or did not come up.
-var ErrStart = errors.New("cannot start a throwaway PostgreSQL cluster")
 
 // Options configure Start. Zero fields take defaults.
 type Options struct {
@@ -140,7 +139,7 @@ func (c *Cluster) initdb(ctx context.Context, bin Bin, run *runner) error {
 		"--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync")
 	cmd.Dir = c.Dir
 	cmd.Env = serverEnv(bin)
-	cmd.SysProcAttr = run.sysProcAttr()
+	run.configure(cmd)
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if ctx.Err() != nil {
@@ -189,7 +188,7 @@ func (c *Cluster) start(ctx context.Context, bin Bin, run *runner) error {
 	cmd.Dir = c.Dir
 	cmd.Env = serverEnv(bin)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = run.sysProcAttr()
+	run.configure(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("%w: run %s: %v", ErrStart, bin.Path("postgres"), err)
 	}
@@ -282,7 +281,7 @@ func (c *Cluster) stop() {
 	case <-time.After(stopTimeout):
 	}
 	// The server leads its own process group: kill it and every backend.
-	_ = syscall.Kill(-c.proc.Process.Pid, syscall.SIGKILL)
+	_ = procgroup.Kill(c.proc)
 	<-c.exited
 }
 

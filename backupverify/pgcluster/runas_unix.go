@@ -5,10 +5,13 @@ package pgcluster
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/sluice-ci/sluice/internal/procgroup"
 )
 
 // defaultUsers are tried in order when this process is root and Options.User is empty.
@@ -46,15 +49,16 @@ func runAs(name string) (*runner, error) {
 		"(create one, e.g. `useradd --system postgres`, or install postgresql-15, which creates it)", ErrStart, candidates)
 }
 
-// sysProcAttr puts each server process in its own group (so a terminal's Ctrl-C reaches
-// Sluice, which stops the server in order) and has it quit if this process dies.
-func (r *runner) sysProcAttr() *syscall.SysProcAttr {
-	a := &syscall.SysProcAttr{Setpgid: true}
-	setParentDeathSignal(a)
+// configure puts a server process in its own group (so a terminal's Ctrl-C reaches Sluice,
+// which stops the server in order, and a kill reaches every backend), has it quit if this
+// process dies, and runs it as the runner's user.
+func (r *runner) configure(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	setParentDeathSignal(cmd.SysProcAttr)
 	if r.asUser {
-		a.Credential = &syscall.Credential{Uid: r.uid, Gid: r.gid, Groups: []uint32{}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: r.uid, Gid: r.gid, Groups: []uint32{}}
 	}
-	return a
+	procgroup.Set(cmd)
 }
 
 // prepare makes the cluster directory reachable by the server's user.

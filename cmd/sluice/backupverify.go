@@ -10,13 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ci/sluice/backupverify"
-	"github.com/sluice-ci/sluice/workers"
-	bvworker "github.com/sluice-ci/sluice/workers/backupverify"
 )
-
-// registerBackupVerify gives `sluice dev` and `sluice worker` the backup-verify engine
-// (kindRegistry): DSNs from the worker's environment, restores into throwaway clusters.
-func registerBackupVerify(r *workers.Registry) { bvworker.Register(r) }
 
 func newBackupVerifyCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{

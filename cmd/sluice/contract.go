@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-ci/sluice/workers/contract"
+	"github.com/sluice-ci/sluice/contract"
 )
 
 func newContractCmd(a *app) *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ci/sluice/coordinator"
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 )
@@ -70,7 +71,7 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 			}
 			defer c.Close()
 			a.warnUnauthenticated(c)
-			policy := coordinator.DefaultPolicy()
+			policy := decide.DefaultPolicy()
 			policy.MaxRunTasks = runTasks
 			coord, err := coordinator.New(c.nc, coordinator.Config{
 				Policy:   policy,
@@ -97,6 +98,6 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 	f.StringVar(&id, "id", "", "name of this coordinator in logs (default: hostname-pid)")
 	f.StringVar(&authDir, "auth", "", "auth directory from `sluice auth init`: credentials, trust file, policy and evidence key")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the coordinator user whose credentials to use")
-	f.IntVar(&runTasks, "max-run-tasks", coordinator.DefaultMaxRunTasks, "tasks of one run in flight at once; the rest of its shards wait, so a huge run cannot starve the runs after it")
+	f.IntVar(&runTasks, "max-run-tasks", decide.DefaultMaxRunTasks, "tasks of one run in flight at once; the rest of its shards wait, so a huge run cannot starve the runs after it")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/lockfile"
 	"github.com/sluice-ci/sluice/workers"
 )
 
@@ -73,6 +75,9 @@ coordinator stops, then the server flushes its store. A second Ctrl-C exits at o
 			}
 			ctx := cmd.Context()
 			f, err := a.startFleet(ctx, o)
+			if errors.Is(err, lockfile.ErrHeld) {
+				return usageError(cmd, err)
+			}
 			if err != nil {
 				return err
 			}

@@ -11,15 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ci/sluice/e2e"
-	"github.com/sluice-ci/sluice/workers"
-	e2ekind "github.com/sluice-ci/sluice/workers/e2e"
 )
-
-// registerE2E makes the e2e kind run journeys on the process's one browser, started when
-// the first e2e task arrives.
-func registerE2E(r *workers.Registry) {
-	r.Register(e2ekind.Kind, e2ekind.New(e2e.Config{}))
-}
 
 func newE2ECmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{

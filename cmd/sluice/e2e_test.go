@@ -51,7 +51,7 @@ func TestE2ERunBadInput(t *testing.T) {
 		code int
 		want string // in stderr
 	}{
-		{"unknown step", []string{bad}, exitUsage, bad + `:3: unknown step "clik"`},
+		{"unknown step", []string{bad}, exitUsage, bad + `:3:5: steps[1].clik: unknown step "clik" (did you mean "click"?)`},
 		{"no journeys", nil, exitUsage, "needs at least one journey file"},
 		{"empty glob", []string{filepath.Join(t.TempDir(), "*.yaml")}, exitUsage, "matched no file"},
 		{"no browser", []string{"../../e2e/testdata/journeys/visit.yaml", "--chromium", "/nonexistent/chromium"}, exitFailed, "no Chromium browser at /nonexistent/chromium"},

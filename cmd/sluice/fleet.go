@@ -18,6 +18,7 @@ import (
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/lockfile"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -51,6 +52,8 @@ type fleet struct {
 	conns   []*nats.Conn
 	natsURL string
 	httpURL string
+	// lock keeps other fleets off the data directory until shutdown.
+	lock *lockfile.Lock
 
 	workers, coord, http []*part
 	// exited receives every part's end, in whatever order they come.
@@ -81,6 +84,13 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 	cfg := bus.Config{Names: names, AckWait: o.ackWait}.WithDefaults()
 
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	// Two servers on one JetStream store corrupt it: one fleet per data directory.
+	if f.lock, err = lockfile.TryLock(filepath.Join(o.dataDir, "LOCK")); err != nil {
+		if errors.Is(err, lockfile.ErrHeld) {
+			return nil, fmt.Errorf("data directory %s is in use by another sluice fleet: %w; stop that one, or give this one its own --data", o.dataDir, err)
+		}
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	var fleetAuth *auth.Fleet
@@ -310,6 +320,9 @@ func (f *fleet) shutdown() error {
 	}
 	if f.emb != nil {
 		f.emb.Shutdown()
+	}
+	if err := f.lock.Unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("unlock the data directory: %w", err))
 	}
 	return errors.Join(errs...)
 }

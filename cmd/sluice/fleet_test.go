@@ -48,6 +48,30 @@ func startPrefixedFleet(t *testing.T, kinds, prefix string) string {
 	return f.natsURL
 }
 
+// Two fleets on one data directory would share, and corrupt, one JetStream store: the
+// second `sluice dev` refuses to start, naming the directory and what to do.
+func TestDevRefusesADataDirectoryInUse(t *testing.T) {
+	dir := t.TempDir()
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: discardLogger(), prefix: bus.DefaultPrefix}
+	f, err := a.startFleet(t.Context(), fleetOptions{dataDir: dir, natsListen: "127.0.0.1:-1", pool: "default", concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := cli(t, "dev", "--data", dir, "--nats-listen", "127.0.0.1:-1", "--http", "", "--workers", "none")
+	if code != exitUsage || !strings.Contains(stderr, "data directory "+dir+" is in use") || !strings.Contains(stderr, "--data") {
+		t.Fatalf("a second dev on %s: exit %d, stderr:\n%s", dir, code, stderr)
+	}
+	if err := f.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the first is gone, the directory is free again.
+	f, err = a.startFleet(t.Context(), fleetOptions{dataDir: dir, natsListen: "127.0.0.1:-1", pool: "default", concurrency: 1})
+	if err != nil {
+		t.Fatalf("after the first fleet stopped: %v", err)
+	}
+	_ = f.shutdown()
+}
+
 var runIDLine = regexp.MustCompile(`(?m)^run (\S+): `)
 
 // runID is the id `sluice run` prints on its first line.

@@ -2,40 +2,15 @@ package main
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sluice-ci/sluice/internal/golden"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
-
-// golden compares got with testdata/golden/NAME, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
 
 var t0 = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
 
@@ -85,7 +60,7 @@ func TestProgressGolden(t *testing.T) {
 	for _, ev := range sampleEvents() {
 		p.event(ev)
 	}
-	golden(t, "progress.txt", b.Bytes())
+	golden.Check(t, filepath.Join("testdata", "golden", "progress.txt"), b.Bytes())
 }
 
 func TestEventLinesGolden(t *testing.T) {
@@ -93,7 +68,7 @@ func TestEventLinesGolden(t *testing.T) {
 	for _, ev := range sampleEvents() {
 		writeEventLine(&b, ev)
 	}
-	golden(t, "events.txt", b.Bytes())
+	golden.Check(t, filepath.Join("testdata", "golden", "events.txt"), b.Bytes())
 }
 
 func TestEventJSONGolden(t *testing.T) {
@@ -103,7 +78,7 @@ func TestEventJSONGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden(t, "events.jsonl", b.Bytes())
+	golden.Check(t, filepath.Join("testdata", "golden", "events.jsonl"), b.Bytes())
 }
 
 func TestRunShowGolden(t *testing.T) {
@@ -111,7 +86,7 @@ func TestRunShowGolden(t *testing.T) {
 	if err := writeRun(&app{stdout: &b}, sampleRun()); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "runs-show.txt", b.Bytes())
+	golden.Check(t, filepath.Join("testdata", "golden", "runs-show.txt"), b.Bytes())
 }
 
 func TestStageCounts(t *testing.T) {

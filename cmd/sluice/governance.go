@@ -10,17 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
-	"github.com/sluice-ci/sluice/workers"
-	"github.com/sluice-ci/sluice/workers/static"
-	"github.com/sluice-ci/sluice/workers/static/governance"
+	"github.com/sluice-ci/sluice/governance"
 )
-
-// registerStatic gives `sluice dev` and `sluice worker` the static kind's engine
-// (kindRegistry): `run:` linters and the governance rule engine.
-func registerStatic(r *workers.Registry) {
-	r.Register(sluicev1.StageKind_STAGE_KIND_STATIC, static.Handler{})
-}
 
 func newGovernanceCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
@@ -185,7 +176,7 @@ its file:line).`,
 	f.StringVar(&baseline, "baseline", "", "baseline `FILE` of accepted findings")
 	f.StringVar(&writeBaseline, "write-baseline", "", "write the findings to the baseline `FILE` and exit 0")
 	f.StringVar(&format, "format", "text", "output: text, json (one object per line), sarif or junit")
-	f.StringVar(&failOn, "fail-on", static.DefaultFailOn.String(), "lowest `SEVERITY` that fails: info, low, medium, high or critical")
+	f.StringVar(&failOn, "fail-on", governance.DefaultFailOn.String(), "lowest `SEVERITY` that fails: info, low, medium, high or critical")
 	f.StringVar(&sarifOut, "sarif", "", "also write SARIF 2.1.0 to `FILE`")
 	f.StringVar(&junit, "junit", "", "also write JUnit XML to `FILE`")
 	f.Int64Var(&maxFileBytes, "max-file-bytes", governance.DefaultMaxFileBytes, "skip files larger than this")

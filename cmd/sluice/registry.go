@@ -3,10 +3,13 @@ package main
 import (
 	"github.com/nats-io/nats.go/jetstream"
 
-	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
-	"github.com/sluice-ci/sluice/workers/contract"
+	bvkind "github.com/sluice-ci/sluice/workers/backupverify"
+	contractkind "github.com/sluice-ci/sluice/workers/contract"
+	e2ekind "github.com/sluice-ci/sluice/workers/e2e"
 	"github.com/sluice-ci/sluice/workers/load"
+	"github.com/sluice-ci/sluice/workers/static"
+	"github.com/sluice-ci/sluice/workers/testkind"
 	"github.com/sluice-ci/sluice/workers/trafficshift"
 )
 
@@ -15,12 +18,12 @@ import (
 // kind records and reads test durations in timings.
 func kindRegistry(timings jetstream.KeyValue) *workers.Registry {
 	r := workers.DefaultRegistry()
-	r.Register(sluicev1.StageKind_STAGE_KIND_CONTRACT, contract.Handler{})
-	r.Register(sluicev1.StageKind_STAGE_KIND_LOAD, load.Handler{})
-	registerBackupVerify(r)
-	registerE2E(r)
-	registerStatic(r)
-	registerTest(r, timings)
-	r.Register(sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT, trafficshift.Handler{})
+	bvkind.Register(r)
+	contractkind.Register(r)
+	e2ekind.Register(r)
+	load.Register(r)
+	static.Register(r)
+	testkind.Register(r, timings)
+	trafficshift.Register(r)
 	return r
 }

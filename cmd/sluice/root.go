@@ -99,6 +99,7 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newRouterCmd(a),
 		newBackupVerifyCmd(a),
 		newGovernanceCmd(a),
+		newTestReportCmd(a),
 		newArtifactsCmd(a),
 		newAuthCmd(a),
 		newEvidenceCmd(a),

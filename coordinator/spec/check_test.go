@@ -197,6 +197,10 @@ func TestCheckRefusesWhatLintRefuses(t *testing.T) {
 			p.Stages[1].Kind = sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT
 			p.Stages[1].Rollout = &sluicev1.RolloutSpec{Router: &sluicev1.RouterSpec{Type: "builtin"}, Steps: []*sluicev1.RolloutStep{{Weight: 150}}}
 		}, "version: 1\nname: web\nstages:\n  a: {kind: static, run: [\"true\"]}\n  b: {kind: traffic-shift, needs: [a], run: [\"true\"], rollout: {router: {type: builtin}, steps: [{weight: 150}], on_failure: rollback}}\n"},
+		{"router without what it needs", func(p *sluicev1.PipelineSpec) {
+			p.Stages[1].Kind = sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT
+			p.Stages[1].Rollout = &sluicev1.RolloutSpec{Router: &sluicev1.RouterSpec{Type: "haproxy", Socket: "/run/haproxy.sock"}, Steps: []*sluicev1.RolloutStep{{Weight: 100}}}
+		}, "version: 1\nname: web\nstages:\n  a: {kind: static, run: [\"true\"]}\n  b: {kind: traffic-shift, needs: [a], run: [\"true\"], rollout: {router: {type: haproxy, socket: /run/haproxy.sock}, steps: [{weight: 100}], on_failure: rollback}}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

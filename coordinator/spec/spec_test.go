@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -19,30 +18,11 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sluice-ci/sluice/internal/golden"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata")
-
 func noEnv(string) (string, bool) { return "", false }
-
-// golden compares got with the golden file, or rewrites it under -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\n--- got\n%s--- want\n%s", path, got, want)
-	}
-}
 
 func parseTestdata(t *testing.T, file string) *sluicev1.PipelineSpec {
 	t.Helper()
@@ -149,7 +129,7 @@ func TestValid(t *testing.T) {
 				t.Fatal(err)
 			}
 			out.WriteByte('\n')
-			golden(t, strings.TrimSuffix(file, ".yaml")+".json", out.Bytes())
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".json", out.Bytes())
 		})
 	}
 }
@@ -176,7 +156,7 @@ func TestInvalid(t *testing.T) {
 				t.Fatalf("parsed without error: %v", p)
 			}
 			text := err.Error() + "\n"
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(text))
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", []byte(text))
 
 			problems := List(err)
 			if n := strings.Count(text, "\n"); n != len(problems) {
@@ -228,7 +208,7 @@ func TestAliasBomb(t *testing.T) {
 	b.WriteString(strings.Repeat("*m, ", 1000))
 	b.WriteString("]}}}\n")
 	_, err := Parse("p.yaml", []byte(b.String()), nil, noEnv)
-	if err == nil || !strings.HasPrefix(err.Error(), "p.yaml:1:1: pipeline too large:") {
+	if err == nil || !strings.HasPrefix(err.Error(), "p.yaml:1:1: pipeline file too large:") {
 		t.Fatalf("err = %v, want pipeline too large", err)
 	}
 }

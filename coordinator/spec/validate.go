@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sluice-ci/sluice/internal/strictyaml"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -26,11 +27,11 @@ func (d *decoder) checkNeeds(graph []stageNodes) {
 			n := g.needs[i]
 			switch _, dup := where[[2]string{s.Name, need}]; {
 			case need == s.Name:
-				d.errorf(n, path, "stage %q needs itself: remove it from needs", need)
+				d.Errorf(n, path, "stage %q needs itself: remove it from needs", need)
 			case !defined[need]:
-				d.errorf(n, path, "unknown stage %q %s", need, hint(need, names, "stages"))
+				d.Errorf(n, path, "unknown stage %q %s", need, strictyaml.Hint(need, names, "stages"))
 			case dup:
-				d.errorf(n, path, "stage %q is listed twice: remove one", need)
+				d.Errorf(n, path, "stage %q is listed twice: remove one", need)
 			default:
 				where[[2]string{s.Name, need}] = i
 				edges[s.Name] = append(edges[s.Name], need)
@@ -43,7 +44,7 @@ func (d *decoder) checkNeeds(graph []stageNodes) {
 	}
 	for _, c := range cycles(names, edges) {
 		g := nodes[c[0]]
-		d.errorf(g.needs[where[[2]string{c[0], c[1]}]], join(join("stages", c[0]), "needs"), "%s", cycleText(c))
+		d.Errorf(g.needs[where[[2]string{c[0], c[1]}]], join(join("stages", c[0]), "needs"), "%s", cycleText(c))
 	}
 }
 
@@ -103,7 +104,7 @@ func cycles(order []string, edges map[string][]string) [][]string {
 func cycleText(c []string) string {
 	names := make([]string, len(c))
 	for i, n := range c {
-		names[i] = printable(n)
+		names[i] = strictyaml.Printable(n)
 	}
 	return "cycle: " + strings.Join(names, " -> ") + ": remove one of these needs"
 }
@@ -123,7 +124,7 @@ func TopoOrder(p *sluicev1.PipelineSpec) ([]string, error) {
 		for _, need := range s.GetNeeds() {
 			if index[need] == nil {
 				return nil, &Error{File: p.GetFile(), Line: int(s.GetLine()), Field: join(join("stages", s.GetName()), "needs"),
-					Msg: fmt.Sprintf("unknown stage %q %s", need, hint(need, order, "stages"))}
+					Msg: fmt.Sprintf("unknown stage %q %s", need, strictyaml.Hint(need, order, "stages"))}
 			}
 			edges[s.GetName()] = append(edges[s.GetName()], need)
 		}

@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,10 +13,6 @@ import (
 
 	"github.com/sluice-ci/sluice/deploy/proxy"
 )
-
-// ErrCounterReset reports a router whose counters went backwards during an interval: it
-// restarted, and the interval's numbers are meaningless.
-var ErrCounterReset = errors.New("router counters went backwards (restarted?)")
 
 // Builtin reads a `sluice router`'s stats over its admin API.
 type Builtin struct {

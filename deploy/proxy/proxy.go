@@ -26,9 +26,6 @@ const (
 // DefaultReservoir is how many recent latency samples each backend keeps.
 const DefaultReservoir = 4096
 
-// ErrWeight reports a canary weight outside 0-100.
-var ErrWeight = errors.New("canary weight must be 0-100")
-
 // Config configures a Proxy.
 type Config struct {
 	Stable, Canary *url.URL

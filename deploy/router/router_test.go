@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -18,10 +17,9 @@ import (
 
 	"github.com/sluice-ci/sluice/deploy/proxy"
 	"github.com/sluice-ci/sluice/deploy/router"
+	"github.com/sluice-ci/sluice/internal/golden"
 	"github.com/sluice-ci/sluice/internal/realtest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // split sends n requests on fresh connections (so a reloaded nginx's new workers answer them)
 // and returns the canary's share in percent.
@@ -58,19 +56,7 @@ func TestRewriteUpstreamGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", fmt.Sprintf("app.w%d.conf", w))
-			if *update {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Errorf("rewrite differs from %s:\n%s", golden, out)
-			}
+			golden.Check(t, filepath.Join("testdata", fmt.Sprintf("app.w%d.conf", w)), out)
 			ws, err := router.UpstreamWeights(out, "app", "blue", "green")
 			if err != nil {
 				t.Fatal(err)

@@ -2,71 +2,115 @@ package auth
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path"
+	pathpkg "path"
 	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sluice-ci/sluice/internal/strictyaml"
 )
 
 // Policy says who may submit which refs and names groups of principals for approvals. The
 // zero Policy protects nothing and has no groups.
 type Policy struct {
-	ProtectedRefs []RefRule           `yaml:"protected_refs"`
-	Groups        map[string][]string `yaml:"groups"`
+	ProtectedRefs []RefRule
+	Groups        map[string][]string
 }
 
 // RefRule protects the refs matching Ref (a glob): only Submitters may submit runs for them.
 type RefRule struct {
-	Ref        string   `yaml:"ref"`
-	Submitters []string `yaml:"submitters"`
+	Ref        string
+	Submitters []string
 }
 
 // LoadPolicy reads a policy file strictly: an unknown field, a bad glob, or a principal
-// naming an unknown role or group is an error naming the file and line.
+// naming an unknown role or group is an error naming the file, line, column and field.
 func LoadPolicy(file string) (*Policy, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadPolicy, err)
+		d := &strictyaml.Decoder{File: file, Kind: ErrBadPolicy}
+		d.Failf("cannot read the policy: %v", err)
+		return nil, d.Err()
 	}
 	return ParsePolicy(file, data)
 }
 
-// ParsePolicy parses a policy; file names it in errors.
+var policyFormat = strictyaml.Format{Name: "policy", Needs: "protected_refs and groups"}
+
+// ParsePolicy parses a policy; file names it in errors. Every problem is reported, and each
+// wraps ErrBadPolicy.
 func ParsePolicy(file string, data []byte) (*Policy, error) {
-	var p Policy
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s: %s", ErrBadPolicy, file, strings.TrimPrefix(err.Error(), "yaml: "))
+	d := &strictyaml.Decoder{File: file, Kind: ErrBadPolicy}
+	p := &Policy{}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return p, nil
 	}
-	for g := range p.Groups {
-		if _, isRole := ParseRole(g); isRole || checkName("group", g) != nil {
-			return nil, fmt.Errorf("%w: %s: groups.%s: a group name is a token that is not a role", ErrBadPolicy, file, g)
-		}
+	root := d.Root(data, policyFormat)
+	if root == nil {
+		return nil, d.Err()
 	}
-	for g, members := range p.Groups {
-		for _, m := range members {
-			if err := p.checkPrincipal(m, false); err != nil {
-				return nil, fmt.Errorf("%w: %s: groups.%s: %v", ErrBadPolicy, file, g, err)
+	// Groups first, wherever they are in the file: submitters may name them.
+	type member struct {
+		path string
+		n    *yaml.Node
+	}
+	var members []member
+	if g := strictyaml.ValueOf(root, "groups"); g != nil {
+		p.Groups = map[string][]string{}
+		d.Pairs(g, "groups", func(name string, k, v *yaml.Node) {
+			path := strictyaml.Join("groups", name)
+			if _, isRole := ParseRole(name); isRole || checkName("group", name) != nil {
+				d.Errorf(k, path, "a group name is a token that is not a role")
 			}
-		}
-	}
-	for i, r := range p.ProtectedRefs {
-		if _, err := path.Match(r.Ref, ""); err != nil || r.Ref == "" {
-			return nil, fmt.Errorf("%w: %s: protected_refs[%d].ref %q: want a glob such as main or release/*", ErrBadPolicy, file, i, r.Ref)
-		}
-		for _, m := range r.Submitters {
-			if err := p.checkPrincipal(m, true); err != nil {
-				return nil, fmt.Errorf("%w: %s: protected_refs[%d].submitters: %v", ErrBadPolicy, file, i, err)
+			nodes, paths := d.Items(path, v)
+			for i, n := range nodes {
+				p.Groups[name] = append(p.Groups[name], d.Str(paths[i], n))
+				members = append(members, member{paths[i], n})
 			}
+		})
+	}
+	for _, m := range members {
+		if err := p.checkPrincipal(strictyaml.Resolve(m.n).Value, false); err != nil {
+			d.Errorf(m.n, m.path, "%v", err)
 		}
 	}
-	return &p, nil
+	d.Fields(root, "", "policy", []strictyaml.Field{
+		{Name: "groups", Fn: func(string, *yaml.Node, *yaml.Node) {}},
+		{Name: "protected_refs", Fn: func(path string, _, v *yaml.Node) {
+			d.List(path, v, func(path string, _ int, item *yaml.Node) {
+				var r RefRule
+				d.Fields(item, path, "protected ref", []strictyaml.Field{
+					{Name: "ref", Fn: func(path string, _, v *yaml.Node) {
+						r.Ref = d.Str(path, v)
+						if _, err := pathpkg.Match(r.Ref, ""); err != nil || r.Ref == "" {
+							d.Errorf(strictyaml.Resolve(v), path, "%q: want a glob such as main or release/*", r.Ref)
+						}
+					}},
+					{Name: "submitters", Fn: func(path string, _, v *yaml.Node) {
+						nodes, paths := d.Items(path, v)
+						for i, n := range nodes {
+							m := d.Str(paths[i], n)
+							if err := p.checkPrincipal(m, true); err != nil {
+								d.Errorf(n, paths[i], "%v", err)
+							}
+							r.Submitters = append(r.Submitters, m)
+						}
+					}},
+				})
+				if r.Ref == "" {
+					d.Errorf(item, strictyaml.Join(path, "ref"), "missing: a protected ref names the refs it protects (a glob such as main or release/*)")
+				}
+				p.ProtectedRefs = append(p.ProtectedRefs, r)
+			})
+		}},
+	})
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // CheckApprovers checks a stage's approval.by list against the policy: every entry names a
@@ -125,7 +169,7 @@ func (p *Policy) Protected(ref string) (RefRule, bool) {
 	}
 	ref = strings.TrimPrefix(ref, "refs/heads/")
 	for _, r := range p.ProtectedRefs {
-		if ok, _ := path.Match(r.Ref, ref); ok {
+		if ok, _ := pathpkg.Match(r.Ref, ref); ok {
 			return r, true
 		}
 	}

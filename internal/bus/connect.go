@@ -15,10 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// ErrUnreachable means no NATS server answered at the URL tried. Callers (the CLI exits 3 on
-// it) test for it with errors.Is.
-var ErrUnreachable = errors.New("cannot reach NATS")
-
 // EnvURL is the environment variable that overrides the default server URL.
 const EnvURL = "SLUICE_NATS"
 

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -40,9 +39,6 @@ const (
 	// was down over a weekend to still fail the stages they name.
 	AdvisoriesMaxAge = 7 * 24 * time.Hour
 )
-
-// ErrBadConfig is wrapped by Validate errors.
-var ErrBadConfig = errors.New("invalid bus config")
 
 // WithDefaults returns c with every zero field set to its default. The default BackOff
 // starts at AckWait because the server uses BackOff[0] as the ack deadline of the first

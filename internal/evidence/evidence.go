@@ -13,7 +13,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,9 +24,6 @@ const (
 	StatementType = "https://in-toto.io/Statement/v1"
 	PredicateType = "https://sluice.dev/gate-evidence/v1"
 )
-
-// ErrInvalid is wrapped by every verification failure.
-var ErrInvalid = errors.New("invalid evidence")
 
 // Statement is an in-toto Statement v1 with a gate predicate.
 type Statement struct {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-ci/sluice/internal/procgroup"
 )
 
 // Fault makes a test backend misbehave on a share of its requests.
@@ -137,7 +139,7 @@ func start(t testing.TB, dir, bin string, args ...string) *Process {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so stopping it reaches its workers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	procgroup.Set(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", bin, err)
@@ -148,15 +150,7 @@ func start(t testing.TB, dir, bin string, args ...string) *Process {
 		logf.Close()
 		close(done)
 	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
+	t.Cleanup(func() { procgroup.Stop(cmd, syscall.SIGTERM, done, 10*time.Second) })
 	return &Process{Cmd: cmd, Dir: dir, Log: logPath, done: done}
 }
 

@@ -2,7 +2,6 @@ package source
 
 import (
 	"archive/tar"
-	"bufio"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -14,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"github.com/sluice-ci/sluice/internal/gitignore"
 )
 
 // epoch is the modification time of every entry, so the digest depends on content only.
@@ -43,8 +42,7 @@ func Pack(ctx context.Context, dir string, w io.Writer, l Limits) error {
 		return fmt.Errorf("pack %s: %w", dir, err)
 	}
 	tw := tar.NewWriter(gz)
-	p := &packer{ctx: ctx, root: root, tw: tw, l: l}
-	p.patterns = readExclude(root)
+	p := &packer{ctx: ctx, root: root, tw: tw, l: l, ignore: gitignore.New(root)}
 	if err := filepath.WalkDir(root, p.visit); err != nil {
 		return fmt.Errorf("pack %s: %w", dir, err)
 	}
@@ -58,13 +56,13 @@ func Pack(ctx context.Context, dir string, w io.Writer, l Limits) error {
 }
 
 type packer struct {
-	ctx      context.Context
-	root     string
-	tw       *tar.Writer
-	l        Limits
-	patterns []gitignore.Pattern // in increasing priority: outer .gitignore files first
-	files    int
-	total    int64
+	ctx    context.Context
+	root   string
+	tw     *tar.Writer
+	l      Limits
+	ignore *gitignore.Matcher
+	files  int
+	total  int64
 }
 
 func (p *packer) visit(abs string, d fs.DirEntry, walkErr error) error {
@@ -80,14 +78,14 @@ func (p *packer) visit(abs string, d fs.DirEntry, walkErr error) error {
 	}
 	rel = filepath.ToSlash(rel)
 	if rel == "." {
-		return p.readIgnore(abs, nil)
+		return p.ignore.Enter(nil)
 	}
 	parts := strings.Split(rel, "/")
 	isDir := d.IsDir()
 	if isDir && d.Name() == ".git" {
 		return filepath.SkipDir
 	}
-	if gitignore.NewMatcher(p.patterns).Match(parts, isDir) {
+	if p.ignore.Ignored(parts, isDir) {
 		if isDir {
 			// Like git, files below an ignored directory cannot be re-included.
 			return filepath.SkipDir
@@ -136,7 +134,7 @@ func (p *packer) visit(abs string, d fs.DirEntry, walkErr error) error {
 		}
 	}
 	if isDir {
-		return p.readIgnore(abs, parts)
+		return p.ignore.Enter(parts)
 	}
 	return nil
 }
@@ -167,49 +165,6 @@ func (p *packer) copyFile(abs, rel string, size int64) error {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
 	return nil
-}
-
-// readIgnore appends the patterns of dir/.gitignore, scoped to dir (domain).
-func (p *packer) readIgnore(dir string, domain []string) error {
-	ps, err := ReadIgnorePatterns(filepath.Join(dir, ".gitignore"), domain)
-	if err != nil {
-		return err
-	}
-	p.patterns = append(p.patterns, ps...)
-	return nil
-}
-
-// readExclude reads the repository's .git/info/exclude, the lowest-priority patterns; a
-// missing or unreadable one is no patterns, as for git.
-func readExclude(root string) []gitignore.Pattern {
-	ps, _ := ReadIgnorePatterns(filepath.Join(root, ".git", "info", "exclude"), nil)
-	return ps
-}
-
-// ReadIgnorePatterns reads the patterns of one ignore file (.gitignore syntax), scoped to
-// domain (the path of its directory in the tree); a missing file is no patterns.
-func ReadIgnorePatterns(file string, domain []string) ([]gitignore.Pattern, error) {
-	f, err := os.Open(file)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var ps []gitignore.Pattern
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-			continue
-		}
-		ps = append(ps, gitignore.ParsePattern(line, domain))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return ps, nil
 }
 
 // escapes reports whether a symlink at rel (slash-separated, relative to the tree root)

@@ -1,3 +1,6 @@
+// Package contract is the contract stage kind: a thin adapter from a task to the contract
+// engine (package github.com/sluice-ci/sluice/contract) and back to a Result, with the
+// engine's JUnit and text reports as artifacts.
 package contract
 
 import (
@@ -8,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	engine "github.com/sluice-ci/sluice/contract"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -17,6 +21,11 @@ const (
 	JUnitArtifact  = "contract-junit.xml"
 	ReportArtifact = "contract-report.txt"
 )
+
+// Register installs the zero Handler for the contract kind.
+func Register(r *workers.Registry) {
+	r.Register(sluicev1.StageKind_STAGE_KIND_CONTRACT, Handler{})
+}
 
 // Handler runs contract stages: the stage's contract files (globs relative to the source
 // tree) against its target. ${VAR} references in contracts read the task's environment.
@@ -47,12 +56,12 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 		return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR,
 			Message: "contract: no files: list the contract files, e.g. files: [\"contracts/*.yaml\"]"}
 	}
-	contracts, err := LoadFiles(t.Dir, spec.GetFiles())
+	contracts, err := engine.LoadFiles(t.Dir, spec.GetFiles())
 	if err != nil {
 		return invalidResult(err)
 	}
 	env := envMap(t.Env)
-	r := &Runner{Target: spec.GetTarget(), Client: h.Client, Lookup: func(k string) (string, bool) {
+	r := &engine.Runner{Target: spec.GetTarget(), Client: h.Client, Lookup: func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
 	}}
@@ -74,7 +83,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 
 // result maps a report to a stage result: PASSED or FAILED, a finding per failed step, the
 // counts as metrics.
-func result(rep *Report) *sluicev1.Result {
+func result(rep *engine.Report) *sluicev1.Result {
 	passed, failed, sp, sf, ss := rep.Counts()
 	res := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED, Message: rep.Summary()}
 	if failed > 0 {
@@ -89,12 +98,12 @@ func result(rep *Report) *sluicev1.Result {
 	res.Metrics = append(res.Metrics, &sluicev1.Metric{Name: "duration_seconds", Value: rep.Elapsed.Seconds(), Unit: "s"})
 	for _, c := range rep.Contracts {
 		for _, s := range c.Steps {
-			if s.Status != StepFailed {
+			if s.Status != engine.StepFailed {
 				continue
 			}
 			res.Findings = append(res.Findings, &sluicev1.Finding{
 				Rule: "contract/" + s.Kind, File: c.Contract.File, Line: int32(s.Step.Line),
-				Message:    fmt.Sprintf("%s, step %q: %s", c.Contract.Name, s.Step.Name, failureMessage(s)),
+				Message:    fmt.Sprintf("%s, step %q: %s", c.Contract.Name, s.Step.Name, s.FailureMessage()),
 				Severity:   sluicev1.Severity_SEVERITY_HIGH,
 				Properties: map[string]string{"contract": c.Contract.Name, "step": s.Step.Name, "request": s.Method + " " + s.Path},
 			})
@@ -106,30 +115,17 @@ func result(rep *Report) *sluicev1.Result {
 // invalidResult fails a stage whose contract files do not load, with a finding per problem.
 func invalidResult(err error) *sluicev1.Result {
 	res := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_FAILED, Message: "contract files are invalid: " + err.Error()}
-	var pe *ParseError
-	for _, e := range flatten(err) {
-		f := &sluicev1.Finding{Rule: "contract/invalid", Message: e.Error(), Severity: sluicev1.Severity_SEVERITY_HIGH}
-		if errors.As(e, &pe) {
-			f.File, f.Line, f.Message = pe.File, int32(pe.Line), pe.Msg
-		}
-		res.Findings = append(res.Findings, f)
+	problems := engine.Problems(err)
+	if problems == nil {
+		res.Findings = append(res.Findings, &sluicev1.Finding{Rule: "contract/invalid", Message: err.Error(), Severity: sluicev1.Severity_SEVERITY_HIGH})
+	}
+	for _, p := range problems {
+		res.Findings = append(res.Findings, &sluicev1.Finding{Rule: "contract/invalid", File: p.File, Line: int32(p.Line), Message: p.Text(), Severity: sluicev1.Severity_SEVERITY_HIGH})
 	}
 	return res
 }
 
-// flatten unpacks errors.Join.
-func flatten(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, flatten(e)...)
-		}
-		return out
-	}
-	return []error{err}
-}
-
-func (h Handler) upload(ctx context.Context, t *workers.Task, rep *Report, res *sluicev1.Result) {
+func (h Handler) upload(ctx context.Context, t *workers.Task, rep *engine.Report, res *sluicev1.Result) {
 	// Artifacts are uploaded even when ctx ended: they explain the partial report.
 	ctx = context.WithoutCancel(ctx)
 	for _, a := range []struct {

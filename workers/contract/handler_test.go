@@ -1,6 +1,8 @@
 package contract_test
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,7 +26,7 @@ type fleet struct {
 func startFleet(t *testing.T) *fleet {
 	t.Helper()
 	reg := workers.NewRegistry()
-	reg.Register(kind, contract.Handler{})
+	contract.Register(reg)
 	f := workertest.Start(t, reg, kind)
 	return &fleet{Fleet: f, digest: f.UploadDir(t, "../../examples/app")}
 }
@@ -43,15 +45,30 @@ func (f *fleet) artifact(t *testing.T, res *sluicev1.Result, name string) string
 	return string(f.Artifact(t, res, name))
 }
 
+// statusDrift serves the example app with the status of a created payment changed to one
+// its contract does not allow.
+func statusDrift() http.Handler {
+	inner := app.NewHandler("drifted")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		inner.ServeHTTP(rec, r)
+		out := rec.Body.Bytes()
+		var body map[string]any
+		if r.Method+" "+r.URL.Path == "POST /api/payments" && json.Unmarshal(out, &body) == nil {
+			body["status"] = "ok"
+			out, _ = json.Marshal(body)
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(out)
+	})
+}
+
 func TestHandlerThroughWorker(t *testing.T) {
 	f := startFleet(t)
 	good := httptest.NewServer(app.NewHandler("v1"))
 	defer good.Close()
-	bad := httptest.NewServer(drifted(func(path string, b map[string]any) {
-		if path == "POST /api/payments" {
-			b["status"] = "ok"
-		}
-	}))
+	bad := httptest.NewServer(statusDrift())
 	defer bad.Close()
 
 	tests := []struct {

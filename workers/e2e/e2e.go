@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sluice-ci/sluice/internal/junit"
 	"io/fs"
 	"os"
 	"path"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	engine "github.com/sluice-ci/sluice/e2e"
+	"github.com/sluice-ci/sluice/internal/junit"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -48,6 +48,12 @@ type Handler struct {
 
 	mu  sync.Mutex
 	eng *engine.Engine
+}
+
+// Register installs a Handler for the e2e kind whose journeys run on the process's one
+// browser, started when the first e2e task arrives.
+func Register(r *workers.Registry) {
+	r.Register(Kind, New(engine.Config{}))
 }
 
 // New returns a Handler whose engine uses c. Nothing starts until a task needs a browser.
@@ -176,21 +182,17 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 			continue
 		}
 		j, err := engine.Parse(f, data, lookup)
-		var es engine.Errors
-		switch {
-		case errors.As(err, &es):
-			perrs = append(perrs, es...)
-		case err != nil:
-			perrs = append(perrs, &engine.Error{File: f, Msg: err.Error()})
-		default:
-			journeys = append(journeys, j)
+		if err != nil {
+			perrs = append(perrs, engine.Problems(err)...)
+			continue
 		}
+		journeys = append(journeys, j)
 	}
 	if len(perrs) > 0 {
 		res := errorf("%d problem(s) in journey files: %v", len(perrs), perrs[0])
 		for _, e := range perrs {
 			res.Findings = append(res.Findings, &sluicev1.Finding{
-				Rule: "e2e/journey-syntax", File: e.File, Line: int32(e.Line), Message: e.Msg,
+				Rule: "e2e/journey-syntax", File: e.File, Line: int32(e.Line), Message: e.Text(),
 				Severity: sluicev1.Severity_SEVERITY_HIGH,
 			})
 		}

@@ -1,20 +1,12 @@
 package exec
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
-)
-
-var (
-	// ErrMissingSecret: a stage names a secret the worker's environment does not hold.
-	ErrMissingSecret = errors.New("missing secret")
-	// ErrBadEnv: a variable name or value cannot be put in a process environment.
-	ErrBadEnv = errors.New("bad environment variable")
 )
 
 // EnvConfig is what the worker contributes to a task's environment.

@@ -10,21 +10,13 @@ import (
 	"io"
 	osexec "os/exec"
 	"runtime"
-	"syscall"
 	"time"
+
+	"github.com/sluice-ci/sluice/internal/procgroup"
 )
 
 // DefaultKillGrace is how long a step's process group has between SIGTERM and SIGKILL.
 const DefaultKillGrace = 2 * time.Second
-
-var (
-	// ErrFailed: the step exited non-zero or was killed by a signal it did not get from us.
-	ErrFailed = errors.New("step failed")
-	// ErrTimeout: the step's timeout or the task's deadline passed; its process group was killed.
-	ErrTimeout = errors.New("step timed out")
-	// ErrCanceled: the context was cancelled; the step's process group was killed.
-	ErrCanceled = errors.New("step cancelled")
-)
 
 // StepResult is what a finished step reports.
 type StepResult struct {
@@ -136,19 +128,10 @@ func (r *Runner) Run(ctx context.Context, step int, command string) (StepResult,
 		cmd.Env = []string{}
 	}
 	cmd.Stdout, cmd.Stderr = r.Stdout, r.Stderr
-	// The step leads its own process group, so one signal reaches everything it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The step leads its own process group, so one signal reaches everything it started:
+	// SIGTERM when the context ends, SIGKILL grace later.
+	group := procgroup.OnCancel(cmd, grace)
 	r.Sandbox.Prepare(cmd)
-	killed := make(chan struct{})
-	var hardKill *time.Timer
-	cmd.Cancel = func() error {
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		hardKill = time.AfterFunc(grace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
-		close(killed)
-		// Errors are ignored: the group may be gone already, and Wait reports the outcome.
-		return nil
-	}
 	// Children that outlive the shell and hold stdout open must not hang Wait: the pipes are
 	// closed grace after the shell exits or the context ends.
 	cmd.WaitDelay = grace
@@ -166,14 +149,9 @@ func (r *Runner) Run(ctx context.Context, step int, command string) (StepResult,
 			_ = f.Flush()
 		}
 	}
-	select {
-	case <-killed:
-		hardKill.Stop()
-	default:
-	}
 	// Whatever the step left running in its group (background jobs, daemons) does not outlive
-	// it. ESRCH (nothing left) is the common case.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// it.
+	group.Kill()
 	res.ExitCode = cmd.ProcessState.ExitCode()
 
 	if cmd.ProcessState.Success() {
@@ -183,12 +161,10 @@ func (r *Runner) Run(ctx context.Context, step int, command string) (StepResult,
 		r.logf("step %d: exited 0 in %s\n", step, res.Duration.Round(time.Millisecond))
 		return res, nil
 	}
-	select {
-	case <-killed:
+	if group.Cancelled() {
 		err := r.interrupted(ctx, res)
 		r.logf("%v\n", err)
 		return res, err
-	default:
 	}
 	err := &StepError{StepResult: res, Err: ErrFailed}
 	r.logf("%v (%s)\n", err, res.Duration.Round(time.Millisecond))

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	osexec "os/exec"
@@ -25,9 +24,6 @@ import (
 type Sandbox struct {
 	UID, GID int
 }
-
-// ErrNoSandbox: this process cannot start sandboxed steps.
-var ErrNoSandbox = errors.New("cannot isolate steps")
 
 // CheckSandbox reports whether this process can start sandboxed steps, starting one.
 func CheckSandbox(uid, gid int) error {

@@ -1,5 +1,6 @@
-// Package load is the load stage kind: it runs the stage's k6 script with the loadtest
-// engine and turns the summary into the stage's result, metrics and artifact.
+// Package load is the load stage kind: a thin adapter from a task to the loadtest engine
+// (package github.com/sluice-ci/sluice/loadtest), which runs the stage's k6 script, and
+// back to a Result with the summary's metrics and artifact.
 package load
 
 import (
@@ -18,6 +19,11 @@ import (
 
 // SummaryArtifact is the name of the k6 summary JSON artifact (handleSummary data).
 const SummaryArtifact = "k6-summary.json"
+
+// Register installs the zero Handler for the load kind: k6 found by loadtest.FindK6.
+func Register(r *workers.Registry) {
+	r.Register(sluicev1.StageKind_STAGE_KIND_LOAD, Handler{})
+}
 
 // Handler runs load stages. A stage without a load block runs its `run:` steps like any
 // kind; a stage with both runs the steps first.

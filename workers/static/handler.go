@@ -1,6 +1,7 @@
-// Package static is the worker of the static stage kind: a stage's `run:` steps (linters,
-// whose own flags set their zero-warnings policy) and its `governance:` block, which runs
-// the governance rule engine over the run's source tree, reports the findings in the
+// Package static is the static stage kind: a thin adapter from a task to the governance
+// engine (package github.com/sluice-ci/sluice/governance) and back to a Result. It runs a
+// stage's `run:` steps (linters, whose own flags set their zero-warnings policy) and its
+// `governance:` block, which scans the run's source tree, reports the findings in the
 // result, and uploads SARIF and JUnit reports as artifacts.
 package static
 
@@ -17,9 +18,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-ci/sluice/governance"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
-	"github.com/sluice-ci/sluice/workers/static/governance"
 )
 
 // Artifact names of a governance stage, under <run>/<stage>/ in the artifacts store.
@@ -32,9 +33,10 @@ const (
 // thousands of them still fits a NATS message; the SARIF artifact has them all.
 const MaxResultFindings = 200
 
-// DefaultFailOn is the threshold of a governance block without fail_on: every finding
-// but an informational one fails the stage.
-const DefaultFailOn = governance.SeverityLow
+// Register installs the zero Handler for the static kind.
+func Register(r *workers.Registry) {
+	r.Register(sluicev1.StageKind_STAGE_KIND_STATIC, Handler{})
+}
 
 // Handler runs static stages. The zero value is ready to use.
 type Handler struct {
@@ -82,7 +84,7 @@ func (h Handler) governance(ctx context.Context, t *workers.Task, g *sluicev1.Go
 	if t.Task.GetSourceDigest() == "" || t.Dir == "" {
 		return errorf("the run has no source tree to scan: submit it with --source")
 	}
-	threshold := DefaultFailOn
+	threshold := governance.DefaultFailOn
 	if g.GetFailOn() != "" {
 		var err error
 		if threshold, err = governance.ParseSeverity(g.GetFailOn()); err != nil {
@@ -234,9 +236,6 @@ func plural(n int, word string) string {
 	}
 	return word + "s"
 }
-
-// ErrOutsideTree: a path in a governance block that leaves the source tree.
-var ErrOutsideTree = errors.New("path outside the source tree")
 
 // readInTree reads rel (slash-separated, relative to the tree) from the task's tree.
 func readInTree(dir, rel string) ([]byte, error) {

@@ -172,7 +172,7 @@ func TestGovernanceStageErrors(t *testing.T) {
 		g            *sluicev1.GovernanceSpec
 		want         string
 	}{
-		{"invalid regex", digest, &sluicev1.GovernanceSpec{Rules: "ci/rules.yaml"}, "governance: ci/rules.yaml:3: rule ORG-1: invalid regex"},
+		{"invalid regex", digest, &sluicev1.GovernanceSpec{Rules: "ci/rules.yaml"}, "governance: ci/rules.yaml:3:12: rules.ORG-1.regex: invalid regex"},
 		{"outside the tree", digest, &sluicev1.GovernanceSpec{Rules: "../etc/rules.yaml"}, "path outside the source tree"},
 		{"unknown pack", digest, &sluicev1.GovernanceSpec{Packs: []string{"typos"}}, `unknown rule pack "typos"`},
 		{"bad threshold", digest, &sluicev1.GovernanceSpec{FailOn: "urgent"}, `fail_on: unknown severity "urgent"`},

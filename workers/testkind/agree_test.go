@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/testreport"
 )
 
 // Shards of one attempt that start together, while timings change under them, all get the
@@ -71,12 +73,12 @@ func TestAgreeOneSplitPerAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []Unit
+	var want []testreport.Unit
 	for i, u := range units {
-		want = append(want, known(u, ms(100*(i+1))))
+		want = append(want, testreport.Unit{Name: u, Duration: time.Duration(100*(i+1)) * time.Millisecond, Known: true})
 	}
-	if !reflect.DeepEqual(s, Split(want, shards)) {
-		t.Fatalf("attempt 2 split %q, want the timed split %q", s, Split(want, shards))
+	if !reflect.DeepEqual(s, testreport.Split(want, shards)) {
+		t.Fatalf("attempt 2 split %q, want the timed split %q", s, testreport.Split(want, shards))
 	}
 
 	// A stored split for another shard count is an error, not a guess.

@@ -1,10 +1,12 @@
-// Package testkind is the worker of the test stage kind: a stage's `run:` test commands,
-// sharded by recorded timings. With SLUICE_TEST_UNITS in the stage's env (a command that
-// prints one unit per line, e.g. `go list ./...`), the units are split across the stage's
-// shards longest-processing-time first over their durations in KV sluice_timings, and each
-// shard's steps get theirs in SLUICE_SHARD_UNITS. `go test -json` output on stdout and
-// JUnit files named by SLUICE_JUNIT are read into a JUnit artifact, one finding per failed
-// test, and new timings for the next run's split. The steps' exit codes decide the outcome.
+// Package testkind is the test stage kind: a thin adapter from a task to the testreport
+// engine (package github.com/sluice-ci/sluice/testreport) and back to a Result. It runs a
+// stage's `run:` test commands, sharded by recorded timings. With SLUICE_TEST_UNITS in the
+// stage's env (a command that prints one unit per line, e.g. `go list ./...`), the units are
+// split across the stage's shards longest-processing-time first over their durations in KV
+// sluice_timings, and each shard's steps get theirs in SLUICE_SHARD_UNITS. `go test -json`
+// output on stdout and JUnit files named by SLUICE_JUNIT are read into a JUnit artifact, one
+// finding per failed test, and new timings for the next run's split. The steps' exit codes
+// decide the outcome.
 package testkind
 
 import (
@@ -14,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluice-ci/sluice/internal/junit"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/testreport"
 	"github.com/sluice-ci/sluice/workers"
 	"github.com/sluice-ci/sluice/workers/exec"
 )
@@ -56,8 +57,11 @@ const reportTimeout = 30 * time.Second
 // maxUnitsOutput bounds what the units command may print.
 const maxUnitsOutput = 4 << 20
 
-// ErrBadSplit: the split stored for an attempt does not fit the task (another shard count).
-var ErrBadSplit = errors.New("stored shard split does not match the task")
+// Register installs the test kind's Handler, recording and reading unit durations in
+// timings (nil: units are split evenly by name and nothing is recorded).
+func Register(r *workers.Registry, timings jetstream.KeyValue) {
+	r.Register(Kind, Handler{Timings: timings})
+}
 
 // Handler runs test stages.
 type Handler struct {
@@ -101,7 +105,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 
 	// The parser reads the same redacted text the logs get: test output goes into the
 	// result and the JUnit artifact.
-	parser := NewParser()
+	parser := testreport.NewParser()
 	redacted := exec.NewRedactor(parser, secretValues(task, env))
 	runner := *t.Exec
 	runner.Env = env
@@ -115,10 +119,11 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 
 	pkgs := parser.Packages()
 	if errors.Is(ctx.Err(), context.Canceled) {
-		cutOff(pkgs)
+		testreport.CutOff(pkgs)
 	}
-	fileSuites, fileCases, err := readJUnitFiles(t.Dir, lookupEnv(env, JUnitEnv))
+	fileSuites, fileCases, err := testreport.ReadJUnit(t.Dir, strings.Fields(lookupEnv(env, JUnitEnv)))
 	if err != nil {
+		err = fmt.Errorf("%s: %w", JUnitEnv, err)
 		fmt.Fprintf(t.Log, "JUnit reports: %v\n", err)
 		reportError(res, fmt.Errorf("JUnit reports: %w", err))
 	}
@@ -131,7 +136,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 		res.Metrics = append(res.Metrics, &sluicev1.Metric{Name: "test_shard_units", Value: float64(len(units)),
 			Labels: map[string]string{"shard": strconv.Itoa(int(task.GetShardIndex()))}})
 	}
-	suites := append(JUnitSuites(pkgs), fileSuites...)
+	suites := append(testreport.JUnitSuites(pkgs), fileSuites...)
 	if len(suites) == 0 {
 		return res
 	}
@@ -155,24 +160,14 @@ func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages
 		res.Artifacts = append(res.Artifacts, ref)
 	}
 
-	var failed []string
-	for _, s := range suites {
-		for _, c := range leafFailures(s) {
-			failed = append(failed, s.Name+"."+c.Name)
-			if len(res.Findings) >= MaxResultFindings {
-				continue
-			}
-			text := c.Failure
-			if text == nil {
-				text = c.Error
-			}
-			res.Findings = append(res.Findings, &sluicev1.Finding{
-				Rule: RuleTestFailed, File: s.Name, Message: c.Name + " failed",
-				Severity: sluicev1.Severity_SEVERITY_HIGH, Excerpt: tail(text.Text, 20, 2048),
-				Fingerprint: s.Name + "." + c.Name,
-				Properties:  map[string]string{"test": c.Name, "shard": strconv.Itoa(int(shard))},
-			})
-		}
+	failures := testreport.Failures(suites)
+	for _, f := range failures[:min(len(failures), MaxResultFindings)] {
+		res.Findings = append(res.Findings, &sluicev1.Finding{
+			Rule: RuleTestFailed, File: f.Suite, Message: f.Name + " failed",
+			Severity: sluicev1.Severity_SEVERITY_HIGH, Excerpt: f.Tail(20, 2048),
+			Fingerprint: f.Suite + "." + f.Name,
+			Properties:  map[string]string{"test": f.Name, "shard": strconv.Itoa(int(shard))},
+		})
 	}
 	labels := func() map[string]string { return map[string]string{"shard": strconv.Itoa(int(shard))} }
 	res.Metrics = append(res.Metrics,
@@ -182,23 +177,9 @@ func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages
 		&sluicev1.Metric{Name: "test_seconds", Value: doc.Time, Unit: "s", Labels: labels()},
 	)
 
-	var sum strings.Builder
-	if packages > 0 {
-		fmt.Fprintf(&sum, "%d %s, ", packages, plural(packages, "package"))
-	}
-	if n := len(suites) - packages; n > 0 {
-		fmt.Fprintf(&sum, "%d JUnit %s, ", n, plural(n, "suite"))
-	}
-	fmt.Fprintf(&sum, "%d %s, %d failed", doc.Tests, plural(doc.Tests, "test"), len(failed))
-	if len(failed) > 0 {
-		const shown = 10
-		sum.WriteString(": " + strings.Join(failed[:min(len(failed), shown)], ", "))
-		if len(failed) > shown {
-			fmt.Fprintf(&sum, " and %d more", len(failed)-shown)
-		}
-	}
-	res.Message = res.GetMessage() + "; " + sum.String()
-	fmt.Fprintf(t.Log, "tests: %s\n", sum.String())
+	sum := testreport.Summary(suites, packages)
+	res.Message = res.GetMessage() + "; " + sum
+	fmt.Fprintf(t.Log, "tests: %s\n", sum)
 }
 
 // reportError notes a report that could not be stored; it turns a pass into an ERROR (the
@@ -252,7 +233,7 @@ type storedSplit struct {
 func (h Handler) agree(ctx context.Context, task *sluicev1.Task, all []string) ([][]string, error) {
 	n := shardCount(task)
 	if h.Timings == nil {
-		return Split(unitsOf(all, nil), n), nil
+		return testreport.Split(testreport.Units(all, nil), n), nil
 	}
 	key := SplitKey(task.GetRunId(), task.GetStage(), task.GetAttempt())
 	if e, err := h.Timings.Get(ctx, key); err == nil {
@@ -276,7 +257,7 @@ func (h Handler) agree(ctx context.Context, task *sluicev1.Task, all []string) (
 		}
 		known[u] = time.Duration(ms) * time.Millisecond
 	}
-	shards := Split(unitsOf(all, known), n)
+	shards := testreport.Split(testreport.Units(all, known), n)
 	data, err := json.Marshal(storedSplit{Shards: shards})
 	if err != nil {
 		return nil, fmt.Errorf("encode the split: %w", err)
@@ -304,19 +285,10 @@ func decodeSplit(data []byte, n int) ([][]string, error) {
 	return s.Shards, nil
 }
 
-func unitsOf(names []string, known map[string]time.Duration) []Unit {
-	us := make([]Unit, len(names))
-	for i, n := range names {
-		d, ok := known[n]
-		us[i] = Unit{Name: n, Duration: d, Known: ok}
-	}
-	return us
-}
-
 // record stores the durations the run measured: each Go package's test time and each
 // JUnit case's. A failure to store is logged; it costs the next split its balance, not the
 // stage its outcome.
-func (h Handler) record(ctx context.Context, t *workers.Task, pkgs []*Package, cases []junit.ReadCase) {
+func (h Handler) record(ctx context.Context, t *workers.Task, pkgs []*testreport.Package, cases []junit.ReadCase) {
 	if h.Timings == nil {
 		return
 	}
@@ -326,89 +298,14 @@ func (h Handler) record(ctx context.Context, t *workers.Task, pkgs []*Package, c
 			fmt.Fprintf(t.Log, "record the timing of %s: %v\n", unit, err)
 		}
 	}
-	for _, p := range pkgs {
-		if p.Status == StatusPass || p.Status == StatusFail {
-			put(p.Name, p.Elapsed)
-		}
+	for unit, d := range testreport.Timings(pkgs) {
+		put(unit, d)
 	}
 	for _, c := range cases {
 		if c.Status != junit.Skipped {
 			put(c.Name, c.Duration)
 		}
 	}
-}
-
-// readJUnitFiles reads the reports the space-separated globs (relative to dir) match, as
-// suites for the shard's artifact, and returns their cases for the timings.
-func readJUnitFiles(dir, globs string) ([]junit.Suite, []junit.ReadCase, error) {
-	var suites []junit.Suite
-	var cases []junit.ReadCase
-	var errs []error
-	for _, g := range strings.Fields(globs) {
-		clean := filepath.Clean(filepath.FromSlash(g))
-		if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-			errs = append(errs, fmt.Errorf("%s %q: outside the source tree", JUnitEnv, g))
-			continue
-		}
-		files, err := filepath.Glob(filepath.Join(dir, clean))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", JUnitEnv, g, err))
-			continue
-		}
-		for _, f := range files {
-			rep, err := readJUnitFile(f)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			cases = append(cases, rep.Cases...)
-			rel, _ := filepath.Rel(dir, f)
-			suites = append(suites, suitesOf(filepath.ToSlash(rel), rep)...)
-		}
-	}
-	return suites, cases, errors.Join(errs...)
-}
-
-func readJUnitFile(path string) (*junit.Report, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open JUnit report: %w", err)
-	}
-	defer f.Close()
-	rep, err := junit.Read(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return rep, nil
-}
-
-// suitesOf groups a report's cases back into suites, named by their suite or else by file.
-func suitesOf(file string, rep *junit.Report) []junit.Suite {
-	var out []junit.Suite
-	index := map[string]int{}
-	for _, c := range rep.Cases {
-		name := c.Suite
-		if name == "" {
-			name = file
-		}
-		i, ok := index[name]
-		if !ok {
-			i = len(out)
-			index[name] = i
-			out = append(out, junit.Suite{Name: name, File: file})
-		}
-		jc := junit.Case{Name: c.Name, ClassName: c.ClassName, File: c.File, Line: c.Line, Time: junit.Seconds(c.Duration)}
-		switch c.Status {
-		case junit.Failed:
-			jc.Failure = &junit.Problem{Message: c.Message, Text: c.Message}
-		case junit.Errored:
-			jc.Error = &junit.Problem{Message: c.Message, Text: c.Message}
-		case junit.Skipped:
-			jc.Skipped = &junit.Problem{Message: c.Message}
-		}
-		out[i].Cases = append(out[i].Cases, jc)
-	}
-	return out
 }
 
 // lookupEnv returns the last value of name in env, as a process would see it.
@@ -419,22 +316,6 @@ func lookupEnv(env []string, name string) string {
 		}
 	}
 	return ""
-}
-
-// cutOff marks the tests a cancel interrupted as skipped: the shard was stopped (another
-// shard failed, or the run was cancelled), they did not fail.
-func cutOff(pkgs []*Package) {
-	for _, p := range pkgs {
-		for _, t := range p.Tests {
-			if t.Status == StatusRunning {
-				t.Status = StatusSkip
-				t.Output += "(not finished: the shard was cancelled)\n"
-			}
-		}
-		if p.Status == StatusRunning {
-			p.Status = StatusSkip
-		}
-	}
 }
 
 // secretValues are the values of the stage's secrets in env, for redaction.
@@ -449,26 +330,6 @@ func secretValues(t *sluicev1.Task, env []string) []string {
 }
 
 func shardCount(t *sluicev1.Task) int { return max(int(t.GetShardCount()), 1) }
-
-// tail is the last lines of s, at most maxBytes.
-func tail(s string, lines, maxBytes int) string {
-	s = strings.TrimRight(s, "\n")
-	if len(s) > maxBytes {
-		s = s[len(s)-maxBytes:]
-	}
-	ls := strings.Split(s, "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return strings.Join(ls, "\n")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
 
 // limitedBuffer keeps at most limit bytes and notes that more came.
 type limitedBuffer struct {

@@ -107,7 +107,7 @@ func start(t *testing.T) *rig {
 	}
 	wg.Go(func() { _ = c.Run(ctx) })
 	reg := workers.NewRegistry()
-	reg.Register(testkind.Kind, testkind.Handler{Timings: kv})
+	testkind.Register(reg, kv)
 	w, err := workers.New(env.NC, workers.Config{
 		Names: names, Bus: env.Config, Kinds: []sluicev1.StageKind{testkind.Kind}, Concurrency: 2,
 		Registry: reg, Logger: bustest.Logger(), CacheDir: t.TempDir(), WorkDir: testdir.Reachable(t),

@@ -59,7 +59,7 @@ func TestAnalyseFailureLimit(t *testing.T) {
 					Metrics: []*sluicev1.MetricSpec{{Name: metrics.ErrorRate, Max: proto.Float64(0.01)}},
 				},
 			}
-			e, err := deploy.New(spec, deploy.Options{})
+			e, err := deploy.New(rolloutOf(spec), deploy.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

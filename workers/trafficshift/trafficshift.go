@@ -1,7 +1,8 @@
 // Package trafficshift is the traffic-shift kind: it carries out the one rollout action the
 // coordinator hands out (deploy the canary, shift W% to it, analyse it, roll back) with the
-// deploy engine, and reports the outcome and the verdict with its numbers. The rollout's
-// state lives in the coordinator, so any worker can take the next action.
+// deploy engine, built from the task's rollout block (rolloutOf), and reports the outcome and
+// the verdict with its numbers. The rollout's state lives in the coordinator, so any worker
+// can take the next action.
 package trafficshift
 
 import (
@@ -31,9 +32,12 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 		}
 		return t.RunSteps(ctx, spec.GetRun())
 	}
+	if spec.GetRollout() == nil {
+		return errorResult("a rollout action for a stage without a rollout block")
+	}
 	opts := h.Options
 	opts.Logger = t.Logger
-	e, err := deploy.New(spec.GetRollout(), opts)
+	e, err := deploy.New(rolloutOf(spec.GetRollout()), opts)
 	if err != nil {
 		return errorResult(err.Error())
 	}

@@ -3,6 +3,7 @@
 package bustest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -124,7 +126,7 @@ func waitMetaLeader(t testing.TB, nodes []*bus.Embedded) {
 	deadline := time.Now().Add(clusterReadyTimeout)
 	for time.Now().Before(deadline) {
 		for _, e := range nodes {
-			if e.Server().JetStreamIsLeader() && allCurrent(nodes) {
+			if e.Server().JetStreamIsLeader() && allCurrent(nodes) && seesAllPeers(e, len(nodes)) {
 				return
 			}
 		}
@@ -135,6 +137,21 @@ func waitMetaLeader(t testing.TB, nodes []*bus.Embedded) {
 		}
 	}
 	t.Fatalf("no JetStream meta leader among %d nodes after %s", len(nodes), clusterReadyTimeout)
+}
+
+// seesAllPeers reports whether the meta leader e counts every other node as a current,
+// online peer: until it does, placing a replicated stream fails with "no suitable peers".
+func seesAllPeers(e *bus.Embedded, n int) bool {
+	info, err := e.Server().Jsz(&server.JSzOptions{})
+	if err != nil || info.Meta == nil || len(info.Meta.Replicas) != n-1 {
+		return false
+	}
+	for _, p := range info.Meta.Replicas {
+		if !p.Current || p.Offline {
+			return false
+		}
+	}
+	return true
 }
 
 func allCurrent(nodes []*bus.Embedded) bool {
@@ -154,6 +171,12 @@ func Stored(t testing.TB, js jetstream.JetStream, stream, subject string) []jets
 	if err != nil {
 		t.Fatalf("read %s on %s: %v", subject, stream, err)
 	}
+	// Tests poll with Stored: each call's consumer goes, or they pile up to the server's limit.
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			_ = js.DeleteConsumer(context.Background(), stream, info.Name)
+		}
+	}()
 	var out []jetstream.Msg
 	for {
 		batch, err := cons.FetchNoWait(500)

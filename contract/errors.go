@@ -1,0 +1,6 @@
+package contract
+
+import "errors"
+
+// ErrInvalid is wrapped by every error about a contract file's content.
+var ErrInvalid = errors.New("invalid contract")

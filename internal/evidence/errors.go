@@ -1,0 +1,6 @@
+package evidence
+
+import "errors"
+
+// ErrInvalid is wrapped by every verification failure.
+var ErrInvalid = errors.New("invalid evidence")
