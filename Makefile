@@ -17,8 +17,22 @@ demo: bin/sluice bin/k6 ## build the CLI and run the example pipeline, ending in
 	bin/sluice demo
 
 .PHONY: test
-test: deps lint bin/k6 ## install what the tiers need, lint, then every test tier
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+test: deps lint bin/k6 images ## install what the tiers need, lint, build the images, then every test tier
+	@rm -f .build/fleet-report.txt
+	SLUICE_FLEET_REPORT=$(CURDIR)/.build/fleet-report.txt $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@if [ -f .build/fleet-report.txt ]; then echo "container tier: $$(cat .build/fleet-report.txt)"; fi
+
+.PHONY: images
+images: ## build the fleet's images (sluice/base, nats, sluice, worker); unchanged inputs are not rebuilt
+	scripts/build-images
+
+.PHONY: fleet
+fleet: bin/sluice ## stand up compose.yaml's fleet (3 NATS nodes, 2 coordinators, workers, the example app) and wait until healthy
+	scripts/fleet up
+
+.PHONY: fleet-down
+fleet-down: ## stop the compose fleet (its JetStream volumes stay; FLEET_VOLUMES=drop removes them)
+	scripts/fleet down
 
 .PHONY: deps
 deps: ## install the Debian packages the test tiers need (as root; otherwise it says how)
@@ -81,5 +95,5 @@ bin/k6: $(TOOLS_DEPS) ## build k6 from tools/go.mod
 	cd tools && $(GO) build -o ../$@ go.k6.io/k6
 
 .PHONY: clean
-clean: ## remove built binaries and the dev data dir
-	rm -rf bin .sluice
+clean: ## remove built binaries, image build contexts and the dev data dir (not .fleet: it holds the fleet's keys)
+	rm -rf bin .build .sluice

@@ -14,6 +14,8 @@ var (
 	ErrNotFound = decide.ErrNotFound
 	// ErrConflict: the request does not apply to the run as it is (409).
 	ErrConflict = decide.ErrConflict
+	// ErrNotYet: an input arrived before the state it belongs to was readable; retried.
+	ErrNotYet = decide.ErrNotYet
 	// ErrBadRequest: the request itself is wrong, e.g. a spec that does not validate (400).
 	ErrBadRequest = errors.New("bad request")
 	// ErrForbidden: the caller's principal may not do what it asked (403).

@@ -120,6 +120,13 @@ func (c *Coordinator) reconcileAll(ctx context.Context) {
 
 const resultsAckWait = 5 * time.Second
 
+// A result for a run or state not yet readable is decided again after earlyResultDelay, up
+// to earlyResultDeliveries times (about ten seconds) before it is dropped as bogus.
+const (
+	earlyResultDelay      = 200 * time.Millisecond
+	earlyResultDeliveries = 50
+)
+
 // consumeResults feeds workers' results to the lanes; a result is acked once its decision
 // is stored.
 func (c *Coordinator) consumeResults(ctx context.Context) (func(), error) {
@@ -154,8 +161,15 @@ func (c *Coordinator) consumeResults(ctx context.Context) (func(), error) {
 			switch {
 			case err == nil:
 				_ = msg.Ack()
-			case errors.Is(err, ErrNotFound):
-				_ = msg.TermWithReason("run not found")
+			case errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotYet):
+				// The run, or the state the result belongs to, may not be readable here
+				// yet: a KV read can be answered by a replica that lags the write.
+				if md, merr := msg.Metadata(); merr == nil && md.NumDelivered < earlyResultDeliveries {
+					_ = msg.NakWithDelay(earlyResultDelay)
+					return
+				}
+				c.log.Warn("result dropped", "reason", err.Error(), "run", r.GetRunId(), "stage", r.GetStage(), "attempt", r.GetAttempt())
+				_ = msg.TermWithReason(err.Error())
 			case errors.Is(err, ErrUnstorable):
 				c.log.Error("result dropped", "run", r.GetRunId(), "stage", r.GetStage(), "err", err)
 				_ = msg.TermWithReason(err.Error())

@@ -349,8 +349,14 @@ func (w *Worker) kindList() string {
 func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer, sb *exec.Sandbox) {
 	// Checked before each pull: a pull request sent after the stop could be handed a task
 	// (such as the one just handed back) that nobody then reads until AckWait passes.
+	// A pull waits at most an ack wait: the pulls of a worker cut off the network (which the
+	// server still counts as connected) expire before its task is redelivered, so the
+	// redelivery goes to a worker that can run it rather than into the partition.
+	wait := w.c.Bus.WithDefaults().AckWait
 	for ctx.Err() == nil {
-		msg, err := cons.Next(jetstream.FetchContext(ctx))
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		msg, err := cons.Next(jetstream.FetchContext(pctx))
+		cancel()
 		if ctx.Err() != nil {
 			if msg != nil {
 				// Pulled as the worker stopped: another worker takes it without waiting
@@ -362,7 +368,7 @@ func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind 
 		switch {
 		case err == nil:
 			w.process(ctx, kind, msg, sb)
-		case errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			// The long poll expired with nothing to do.
 		case errors.Is(err, nats.ErrConnectionClosed):
 			fatal(fmt.Errorf("pull %s tasks: %w", kind.Slug(), err))

@@ -43,9 +43,9 @@ add-user' mints more (one per machine, one per person) without touching the serv
 
 func newAuthInitCmd(a *app) *cobra.Command {
 	var (
-		out    string
-		pools  []string
-		listen string
+		out, listen, clusterStore string
+		pools, cluster            []string
+		syncAlways                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "init --out DIR",
@@ -54,6 +54,7 @@ func newAuthInitCmd(a *app) *cobra.Command {
 
   DIR/nats-server.conf      a whole server configuration (listen, JetStream, auth)
   DIR/auth.conf             the operator-mode part, which every node of a cluster includes
+  DIR/cluster/<host>.conf   with --cluster: the configuration of each node of a NATS cluster
   DIR/creds/<role>.creds    NATS credentials of the default user of each role
   DIR/tokens/<role>.token   HTTP API bearer tokens of the same users
   DIR/trust.json            public keys coordinators check HTTP tokens with
@@ -71,13 +72,16 @@ Run 'sluice dev --auth DIR' for a fleet in one process, or 'nats-server -c
 DIR/nats-server.conf' with 'sluice coordinator --auth DIR' and 'sluice worker --auth DIR'
 on their machines; clients pass '--creds DIR/creds/<role>.creds'.`,
 		Example: `  sluice auth init --out .sluice/auth
-  sluice auth init --out /etc/sluice/auth --pools default,gpu --listen 0.0.0.0:4222`,
+  sluice auth init --out /etc/sluice/auth --pools default,gpu --listen 0.0.0.0:4222
+  # A 3-node cluster whose nodes fsync every write (the compose fleet, make fleet):
+  sluice auth init --out .fleet/auth --cluster nats-1,nats-2,nats-3 --sync-always`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
 				return usageErrorf(cmd, "--out DIR is required: where to write the fleet's keys and credentials")
 			}
-			sum, err := auth.Init(out, auth.InitOptions{Names: a.names(), Pools: pools, Listen: listen})
+			sum, err := auth.Init(out, auth.InitOptions{Names: a.names(), Pools: pools, Listen: listen,
+				Cluster: cluster, ClusterStoreDir: clusterStore, SyncAlways: syncAlways})
 			if err != nil {
 				if errors.Is(err, auth.ErrExists) || errors.Is(err, auth.ErrBadName) {
 					return usageError(cmd, err)
@@ -96,6 +100,9 @@ on their machines; clients pass '--creds DIR/creds/<role>.creds'.`,
 			}
 			fmt.Fprintf(a.stdout, "\nserver config   %s\npolicy          %s (main may be submitted only by submitter:default and admin)\nevidence key    %s\n",
 				l.Config(), l.Policy(), l.EvidencePub())
+			for _, h := range cluster {
+				fmt.Fprintf(a.stdout, "cluster node    %s (on host %s: nats-server -c %s)\n", l.ClusterConfig(h), h, l.ClusterConfig(h))
+			}
 			fmt.Fprintf(a.stdout, "Next: sluice dev --auth %s, then sluice run PIPELINE.yaml --creds %s\n", out, l.Creds(auth.RoleSubmitter, auth.DefaultUser))
 			return nil
 		},
@@ -104,6 +111,9 @@ on their machines; clients pass '--creds DIR/creds/<role>.creds'.`,
 	f.StringVar(&out, "out", "", "directory to create (it must not hold a fleet's keys already)")
 	f.StringSliceVar(&pools, "pools", []string{auth.DefaultPool}, "pools the default worker users may pull from")
 	f.StringVar(&listen, "listen", "127.0.0.1:4222", "client address written into nats-server.conf")
+	f.StringSliceVar(&cluster, "cluster", nil, "hosts of a NATS cluster: write cluster/<host>.conf for each, a node routing to the others on port 6222 (clients on 4222, monitoring on 8222)")
+	f.StringVar(&clusterStore, "cluster-store-dir", "/data/jetstream", "JetStream store directory written into the cluster nodes' configs")
+	f.BoolVar(&syncAlways, "sync-always", false, "fsync every JetStream write before acknowledging it (sync_interval: always): no acknowledged write is lost on power loss, at a cost in write latency")
 	return cmd
 }
 

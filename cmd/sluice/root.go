@@ -103,6 +103,7 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newArtifactsCmd(a),
 		newAuthCmd(a),
 		newEvidenceCmd(a),
+		newHealthcheckCmd(a),
 	)
 	return root
 }

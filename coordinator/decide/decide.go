@@ -289,18 +289,42 @@ func (d *decider) dispatchHeld() {
 	}
 }
 
+// ahead reports whether a result belongs to a later state of its stage than the one read: a
+// later attempt or rollout step, or the current attempt before the state shows it queued.
+// States only move forward, so a result of the past is a repeat to drop; a result of the
+// future means the state was read from a replica that has not caught up (or before the
+// write that queued the task), and dropping it would lose it.
+func (d *decider) ahead(s *sluicev1.StageState, r *sluicev1.Result) bool {
+	if r.GetAttempt() != s.GetAttempt() {
+		return r.GetAttempt() > s.GetAttempt()
+	}
+	if seq := s.GetRollout().GetSeq(); r.GetRolloutSeq() != seq {
+		return r.GetRolloutSeq() > seq
+	}
+	switch s.GetStatus() {
+	case sluicev1.StageStatus_STAGE_STATUS_PENDING, sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL, sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK:
+		return true
+	}
+	return false
+}
+
 func (d *decider) result(r *sluicev1.Result) bool {
 	i, s := d.stage(r.GetStage())
-	if s == nil || s.GetStatus().Terminal() || r.GetAttempt() != s.GetAttempt() {
+	if s == nil || s.GetStatus().Terminal() {
+		return false
+	}
+	if d.ahead(s, r) {
+		d.err = fmt.Errorf("%w: run %s stage %s: a result of attempt %d (rollout step %d) on a state at attempt %d, %s",
+			ErrNotYet, d.st.GetId(), s.GetName(), r.GetAttempt(), r.GetRolloutSeq(), s.GetAttempt(), s.GetStatus().Short())
+		return false
+	}
+	if r.GetAttempt() != s.GetAttempt() || r.GetRolloutSeq() != s.GetRollout().GetSeq() {
 		return false
 	}
 	if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
 		return false
 	}
 	if r.GetShardIndex() < 0 || int(r.GetShardIndex()) >= len(s.GetShards()) {
-		return false
-	}
-	if r.GetRolloutSeq() != s.GetRollout().GetSeq() {
 		return false
 	}
 	sh := s.GetShards()[r.GetShardIndex()]

@@ -154,18 +154,25 @@ func TestDecideWalksTheSevenStageDAG(t *testing.T) {
 	}
 }
 
-func TestDecideIgnoresDuplicateAndStaleResults(t *testing.T) {
+// A repeat or a result of the past is dropped. A result from a later state than the one
+// decided on (read from a replica that lags) is neither applied nor dropped: ErrNotYet has
+// the coordinator decide it again.
+func TestDecideIgnoresStaleResultsAndDefersEarlyOnes(t *testing.T) {
 	tests := []struct {
-		name string
-		prep []Input
-		in   Input
+		name    string
+		prep    []Input
+		in      Input
+		wantErr error
 	}{
-		{"duplicate final", []Input{passed("a", 1)}, passed("a", 1)},
-		{"stale attempt", []Input{failed("a", 1), Tick{}}, passed("a", 7)},
-		{"started after final", []Input{passed("a", 1)}, started("a", 1)},
-		{"unknown stage", nil, passed("zzz", 1)},
-		{"duplicate started", []Input{started("a", 1)}, started("a", 1)},
-		{"shard out of range", nil, ResultIn{Result: &sluicev1.Result{Stage: "a", Attempt: 1, ShardIndex: 3, Phase: sluicev1.ResultPhase_RESULT_PHASE_FINAL}}},
+		{"duplicate final", []Input{passed("a", 1)}, passed("a", 1), nil},
+		{"stale attempt", []Input{failed("a", 1), Tick{}}, passed("a", 1), nil},
+		{"started after final", []Input{passed("a", 1)}, started("a", 1), nil},
+		{"unknown stage", nil, passed("zzz", 1), nil},
+		{"duplicate started", []Input{started("a", 1)}, started("a", 1), nil},
+		{"shard out of range", nil, ResultIn{Result: &sluicev1.Result{Stage: "a", Attempt: 1, ShardIndex: 3, Phase: sluicev1.ResultPhase_RESULT_PHASE_FINAL}}, nil},
+		{"later attempt", []Input{failed("a", 1), Tick{}}, passed("a", 7), ErrNotYet},
+		{"stage not queued yet", nil, passed("b", 1), ErrNotYet},
+		{"started before queued", nil, started("b", 1), ErrNotYet},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,7 +184,11 @@ func TestDecideIgnoresDuplicateAndStaleResults(t *testing.T) {
 				h.now = h.now.Add(time.Minute)
 				h.do(in)
 			}
-			if d := h.do(tt.in); d.State != nil || len(d.Tasks) > 0 {
+			d, err := h.try(tt.in)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			if d.State != nil || len(d.Tasks) > 0 {
 				t.Fatalf("input was applied: tasks %v", taskStages(d))
 			}
 		})

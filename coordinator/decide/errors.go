@@ -14,4 +14,7 @@ var (
 	// ErrCorrupt: a stored state contradicts its own spec (a stage the spec lacks, a shard or
 	// rollout step out of range); it cannot be decided on, and its inputs are dropped.
 	ErrCorrupt = errors.New("run state is corrupt")
+	// ErrNotYet: the input belongs to a later state of the run than the one decided on (a
+	// read from a replica that lags); deciding it again on a fresher read applies it.
+	ErrNotYet = errors.New("input is ahead of the state read")
 )

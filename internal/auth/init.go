@@ -11,7 +11,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/jwt/v2"
@@ -79,6 +81,15 @@ type InitOptions struct {
 	// Listen and StoreDir are written into nats-server.conf; defaults 127.0.0.1:4222 and
 	// <dir>/jetstream.
 	Listen, StoreDir string
+	// Cluster names the hosts of a NATS cluster: Init writes cluster/<host>.conf for each, a
+	// node that listens on 4222 (clients), 6222 (routes to every other host) and 8222
+	// (monitoring), with its store in ClusterStoreDir (default /data/jetstream).
+	Cluster         []string
+	ClusterStoreDir string
+	// SyncAlways makes every server written fsync each JetStream write before acknowledging
+	// it (sync_interval: always) instead of every two minutes: no acknowledged write is lost
+	// when a node loses power, at a cost in write latency (see DESIGN.md).
+	SyncAlways bool
 }
 
 // Init creates the auth directory of a new fleet: keys, a server configuration, a user with
@@ -95,6 +106,11 @@ func Init(dir string, o InitOptions) (*Summary, error) {
 	for _, p := range o.Pools {
 		if err := checkName("pool", p); err != nil {
 			return nil, err
+		}
+	}
+	for _, h := range o.Cluster {
+		if !hostName.MatchString(h) {
+			return nil, fmt.Errorf("%w: cluster host %q: a DNS name of letters, digits, '-' and '.'", ErrBadName, h)
 		}
 	}
 	l := Layout{Dir: dir}
@@ -138,6 +154,9 @@ func Init(dir string, o InitOptions) (*Summary, error) {
 		return nil, err
 	}
 	if err := writeFile(l.Config(), []byte(serverConfig(l, o)), 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeClusterConfigs(l, o); err != nil {
 		return nil, err
 	}
 	pub, err := newEvidenceKey(l)
@@ -324,9 +343,70 @@ func serverConfig(l Layout, o InitOptions) string {
 # sluice dev --auth %[1]s runs it in-process (its --data and --nats-listen override the
 # store and address below); on its own: nats-server -c %[2]s
 listen: %[3]q
-jetstream: {store_dir: %[4]q}
+jetstream: {%[4]s}
 include auth.conf
-`, l.Dir, l.Config(), listen, store)
+`, l.Dir, l.Config(), listen, jetStreamConfig(store, o.SyncAlways))
+}
+
+// ClusterConfig is the configuration of one node of the fleet's NATS cluster.
+func (l Layout) ClusterConfig(host string) string {
+	return filepath.Join(l.Dir, "cluster", host+".conf")
+}
+
+// hostName is what a cluster host may be called: a DNS name.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+// Ports of a cluster node.
+const (
+	ClientPort  = 4222
+	RoutePort   = 6222
+	MonitorPort = 8222
+)
+
+// writeClusterConfigs writes cluster/<host>.conf for each host of o.Cluster: a node that
+// routes to all the others and includes auth.conf, so the cluster shares one trust.
+func writeClusterConfigs(l Layout, o InitOptions) error {
+	if len(o.Cluster) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(l.Dir, "cluster"), 0o700); err != nil {
+		return fmt.Errorf("auth init: %w", err)
+	}
+	store := o.ClusterStoreDir
+	if store == "" {
+		store = "/data/jetstream"
+	}
+	routes := make([]string, len(o.Cluster))
+	for i, h := range o.Cluster {
+		routes[i] = strconv.Quote(fmt.Sprintf("nats-route://%s:%d", h, RoutePort))
+	}
+	for _, h := range o.Cluster {
+		conf := fmt.Sprintf(`# Node %[1]s of a Sluice fleet's NATS cluster, written by `+"`sluice auth init --cluster`"+`.
+# Run: nats-server -c %[2]s (every node reads the auth directory's auth.conf too).
+server_name: %[1]q
+listen: "0.0.0.0:%[3]d"
+http: "0.0.0.0:%[4]d"
+jetstream: {%[5]s}
+cluster: {
+  name: "sluice"
+  listen: "0.0.0.0:%[6]d"
+  routes: [%[7]s]
+}
+include ../auth.conf
+`, h, l.ClusterConfig(h), ClientPort, MonitorPort, jetStreamConfig(store, o.SyncAlways), RoutePort, strings.Join(routes, ", "))
+		if err := writeFile(l.ClusterConfig(h), []byte(conf), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func jetStreamConfig(store string, syncAlways bool) string {
+	conf := fmt.Sprintf("store_dir: %q", store)
+	if syncAlways {
+		conf += ", sync_interval: always"
+	}
+	return conf
 }
 
 // defaultPolicy is the policy `auth init` writes: main is protected for the CI submitter.

@@ -2,9 +2,12 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -166,14 +169,21 @@ func (c Config) StreamConfigs() []jetstream.StreamConfig {
 // idempotently: a second run changes nothing. It also creates the advisories stream that
 // captures the tasks stream's MAX_DELIVERIES advisories, so none is lost while no
 // coordinator runs.
+//
+// Each asset is retried until ctx ends: on a freshly formed cluster a create can take
+// effect yet never be answered (seen with nats-server 2.15 in the compose fleet, two
+// coordinators provisioning at once), and the next try finds the asset and updates it.
 func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	for _, sc := range c.StreamConfigs() {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("provision stream %s: %w", sc.Name, err)
+		if err := provisionOne(ctx, "stream "+sc.Name, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	n := c.Names
@@ -186,8 +196,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	for _, kc := range kvs {
 		kc.Storage = jetstream.FileStorage
 		kc.Replicas = c.Replicas
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
-			return fmt.Errorf("provision KV bucket %s: %w", kc.Bucket, err)
+		if err := provisionOne(ctx, "KV bucket "+kc.Bucket, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, kc)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	objs := []jetstream.ObjectStoreConfig{
@@ -197,11 +210,44 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 	for _, oc := range objs {
 		oc.Storage = jetstream.FileStorage
 		oc.Replicas = c.Replicas
-		if _, err := js.CreateOrUpdateObjectStore(ctx, oc); err != nil {
-			return fmt.Errorf("provision object store %s: %w", oc.Bucket, err)
+		if err := provisionOne(ctx, "object store "+oc.Bucket, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateObjectStore(ctx, oc)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// provisionTry bounds one create-or-update request; provisionPause separates the tries.
+const (
+	provisionTry   = 5 * time.Second
+	provisionPause = 250 * time.Millisecond
+)
+
+// provisionOne runs op until it succeeds, fails for a reason a retry cannot mend, or ctx
+// ends. Only timeouts and a cluster without a JetStream leader yet are retried.
+func provisionOne(ctx context.Context, what string, op func(context.Context) error) error {
+	for try := 1; ; try++ {
+		tctx, cancel := context.WithTimeout(ctx, provisionTry)
+		err := op(tctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		retry := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders)
+		if !retry || ctx.Err() != nil {
+			return fmt.Errorf("provision %s (try %d): %w", what, try, err)
+		}
+		slog.Default().Warn("provisioning: retrying", "asset", what, "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("provision %s (try %d): %w", what, try, context.Cause(ctx))
+		case <-time.After(provisionPause):
+		}
+	}
 }
 
 // WorkerConsumerConfig is the consumer WorkerConsumer creates for (kind, pool).
@@ -218,7 +264,9 @@ func WorkerConsumerConfig(c Config, kind, pool string, maxAckPending int) jetstr
 		MaxDeliver:    c.MaxDeliver,
 		BackOff:       c.BackOff,
 		MaxAckPending: maxAckPending,
-		Replicas:      c.Replicas,
+		// 0: the stream's replicas. Workers are not told the fleet's replica count, and the
+		// server refuses a consumer whose replicas differ from its work-queue stream's.
+		Replicas: 0,
 	}
 }
 

@@ -32,12 +32,13 @@ func TestClusterReplicated(t *testing.T) {
 			t.Errorf("stream %s replicas = %d, want 3", name, got)
 		}
 	}
-	cons, err := bus.WorkerConsumer(ctx, js, cfg, "static", "default", 2)
+	// A worker is not told the replica count: its consumer takes the stream's.
+	cons, err := bus.WorkerConsumer(ctx, js, bus.Config{}, "static", "default", 2)
 	if err != nil {
-		t.Fatalf("worker consumer R3: %v", err)
+		t.Fatalf("worker consumer on R3 tasks: %v", err)
 	}
-	if got := cons.CachedInfo().Config.Replicas; got != 3 {
-		t.Errorf("consumer replicas = %d, want 3", got)
+	if got := len(cons.CachedInfo().Cluster.Replicas) + 1; got != 3 {
+		t.Errorf("consumer on %d nodes, want 3", got)
 	}
 	if _, err := js.Publish(ctx, cfg.Names.Task("static", "default", "r1"), []byte("t")); err != nil {
 		t.Fatalf("publish to R3 tasks: %v", err)
