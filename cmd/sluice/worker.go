@@ -52,6 +52,9 @@ task slot, from --step-uids) in a new PID namespace, with its own HOME and TMPDI
 tree, so it cannot read the worker's environment, credentials or caches nor other tasks'
 trees, and every process it starts ends with it. That needs root (a container or VM of the
 worker's own is best); without it the worker refuses to start, unless --unsafe-shared-user.
+After each task the worker kills every process left with the task's uid, so workers that
+share a kernel without a PID namespace between them (one on the host beside workers in
+containers) need disjoint --step-uids ranges.
 Steps read no secret but the ones --secrets grants their pipeline and ref:
 
   secrets:
