@@ -74,7 +74,11 @@ proto: bin/buf bin/protoc-gen-go ## regenerate the *.pb.go files beside the .pro
 	bin/buf generate
 
 .PHONY: bench
-bench: ## run the Go benchmarks (dispatch latency, throughput, the JetStream floor)
+bench: bin/sluice ## measure Sluice beside the JetStream floor (`sluice bench`; run it on a quiet machine)
+	bin/sluice bench
+
+.PHONY: bench-go
+bench-go: ## run the Go benchmarks of every package (engines, worker, coordinator)
 	$(GO) test -run '^$$' -bench . -benchmem -timeout $(TEST_TIMEOUT) ./...
 
 # go build decides itself whether the binary is stale, so this target always asks it.

@@ -103,17 +103,34 @@ func (c *Coordinator) knownPublished(ctx context.Context, st *sluicev1.RunState)
 // publishOutbox publishes the events of a state (stored at revision rev) after seq through.
 // Once every event of a finished run is in the stream, its outbox is cleared in KV.
 func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, rev uint64, through int64) {
-	want := 0
+	c.sentOutbox(ctx, c.sendOutbox(st, through), st, rev)
+}
+
+// outboxSend is an outbox whose publishes are under way.
+type outboxSend struct {
+	fs   []jetstream.PubAckFuture
+	want int
+}
+
+// sendOutbox starts publishing the events of st after seq through; sentOutbox waits for
+// them, so other publishes can share the wait.
+func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSend {
+	var o outboxSend
 	for _, ev := range st.GetOutbox() {
 		if ev.GetSeq() > through {
-			want++
+			o.want++
 		}
 	}
-	if want > 0 {
-		fs := c.publishEvents(st, through)
-		if !c.await(ctx, fs) || len(fs) != want {
-			return
-		}
+	if o.want > 0 {
+		o.fs = c.publishEvents(st, through)
+	}
+	return o
+}
+
+// sentOutbox waits for the publishes of o and records them; see publishOutbox.
+func (c *Coordinator) sentOutbox(ctx context.Context, o outboxSend, st *sluicev1.RunState, rev uint64) {
+	if o.want > 0 && (!c.await(ctx, o.fs) || len(o.fs) != o.want) {
+		return
 	}
 	c.cache.markPublished(st.GetId(), st.GetEventSeq())
 	if st.GetStatus().Terminal() && len(st.GetOutbox()) > 0 {

@@ -167,17 +167,24 @@ func (c *Coordinator) apply(ctx context.Context, st *sluicev1.RunState, rev uint
 			c.log.Warn("send cancel", "run", st.GetId(), "err", err)
 		}
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(d.Tasks))
-	for _, t := range d.Tasks {
-		if f, err := c.publishTask(t); err != nil {
+	// Tasks and events go out together and share one wait for their acks.
+	futures := make([]jetstream.PubAckFuture, len(d.Tasks))
+	for i, t := range d.Tasks {
+		f, err := c.publishTask(t)
+		if err != nil {
 			c.log.Warn("publish task", "run", t.GetRunId(), "stage", t.GetStage(), "err", err)
-		} else {
-			futures = append(futures, f)
-			c.cache.markTask(st.GetId(), taskID(t))
+			continue
+		}
+		futures[i] = f
+	}
+	events := c.sendOutbox(st, c.cache.published(st.GetId()))
+	for i, f := range futures {
+		// Only an acknowledged task counts as published: reconcile republishes the others.
+		if f != nil && c.await(ctx, []jetstream.PubAckFuture{f}) {
+			c.cache.markTask(st.GetId(), taskID(d.Tasks[i]))
 		}
 	}
-	c.await(ctx, futures)
-	c.publishOutbox(ctx, st, rev, c.cache.published(st.GetId()))
+	c.sentOutbox(ctx, events, st, rev)
 }
 
 // await waits for publish acks; false if any failed.

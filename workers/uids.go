@@ -134,6 +134,9 @@ func (w *Worker) stepCache(t *sluicev1.Task, sb *exec.Sandbox) (string, error) {
 		trust = "protected"
 	}
 	dir := filepath.Join(w.c.WorkDir, ".caches", bus.Tokenize(t.GetPipeline())+"-"+trust)
+	if _, ok := w.caches.Load(dir); ok {
+		return dir, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o711); err != nil {
 		return "", fmt.Errorf("step cache: %w", err)
 	}
@@ -150,5 +153,6 @@ func (w *Worker) stepCache(t *sluicev1.Task, sb *exec.Sandbox) (string, error) {
 			return "", fmt.Errorf("step cache: %w", err)
 		}
 	}
+	w.caches.Store(dir, struct{}{})
 	return dir, nil
 }

@@ -104,6 +104,9 @@ type Worker struct {
 	id bus.Identity
 	// uids are the task slots' step users; nil with UnsafeSharedUser.
 	uids *uidPool
+	// caches are the step cache directories made ready, so a task pays no syscalls for one
+	// that exists already.
+	caches sync.Map
 
 	mu          sync.Mutex
 	inflight    map[*inflight]struct{}
@@ -422,17 +425,17 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	defer stopHeartbeat()
 
 	res, dir := w.execute(tctx, kind, task, delivery, log, sb)
-	if sb != nil {
-		// Nothing a step started outlives the task.
-		if n := exec.KillUser(sb.UID); n > 0 {
+	// After the result is recorded and the task acked, off the stage's critical path (the
+	// coordinator is waiting on it), and before the slot takes another task as this uid:
+	// nothing a step started outlives the task, and its tree goes.
+	defer func() {
+		if n := sb.Sweep(); n > 0 {
 			log.Info("killed what the task's steps left running", "processes", n)
 		}
-	}
-	if dir != "" {
-		// Removed after the result is recorded and the task acked: off the stage's critical
-		// path, which the coordinator is waiting on.
-		defer removeTree(dir, log)
-	}
+		if dir != "" {
+			removeTree(dir, log)
+		}
+	}()
 	if errors.Is(context.Cause(tctx), errHandBack) {
 		stopHeartbeat()
 		log.Info("handing the task back to the queue")

@@ -22,7 +22,14 @@ import (
 	"github.com/sluice-ci/sluice/internal/bus"
 )
 
+// envAsCLI makes the test binary act as the sluice binary, for commands that start
+// themselves as child processes (bench's coordinator).
+const envAsCLI = "SLUICE_TEST_BINARY_IS_CLI"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(envAsCLI) == "1" {
+		main()
+	}
 	// Golden output holds wall-clock times; pin the zone they print in.
 	time.Local = time.UTC
 	// pgtest stops the PostgreSQL cluster the backupverify tests share once all have run.
@@ -88,6 +95,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"wildcard in cancel", []string{"cancel", ">"}, `ID ">"`},
 		{"wildcard events run", []string{"events", "--run", "*"}, `--run "*"`},
 		{"dotted events pipeline", []string{"events", "--pipeline", "a.b"}, `--pipeline "a.b"`},
+		{"bad bench runs", []string{"bench", "--runs", "0"}, "--runs 0"},
+		{"bad bench inflight", []string{"bench", "--inflight", "-1"}, "--inflight -1"},
 		{"bad events type", []string{"events", "--type", "stage. failed"}, `--type "stage. failed"`},
 	}
 	for _, tt := range tests {

@@ -104,6 +104,7 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newAuthCmd(a),
 		newEvidenceCmd(a),
 		newHealthcheckCmd(a),
+		newBenchCmd(a),
 	)
 	return root
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,9 @@ import (
 // share (the Go build cache), which steps write with umask 002.
 type Sandbox struct {
 	UID, GID int
+	// used is set when a process is prepared to run as UID, so a task that started none
+	// costs no sweep of /proc.
+	used atomic.Bool
 }
 
 // CheckSandbox reports whether this process can start sandboxed steps, starting one.
@@ -50,6 +54,7 @@ func (s *Sandbox) Prepare(cmd *osexec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
+	s.used.Store(true)
 	a := cmd.SysProcAttr
 	a.Credential = &syscall.Credential{Uid: uint32(s.UID), Gid: uint32(s.GID), Groups: []uint32{}}
 	a.Cloneflags |= syscall.CLONE_NEWPID
@@ -74,6 +79,17 @@ func (s *Sandbox) Own(dir string) error {
 		}
 		return nil
 	})
+}
+
+// Sweep ends what the processes prepared since the last sweep left behind (see KillUser) and
+// returns how many it killed. A step's PID namespace ends its processes with it; the sweep,
+// a scan of /proc, is the check that nothing of the uid is left all the same, paid only by
+// tasks that started a process.
+func (s *Sandbox) Sweep() int {
+	if s == nil || !s.used.Swap(false) {
+		return 0
+	}
+	return KillUser(s.UID)
 }
 
 // KillUser ends every process of uid: what a step left behind, or a killed worker's steps

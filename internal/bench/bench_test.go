@@ -1,0 +1,49 @@
+package bench_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/sluice-ci/sluice/internal/bench"
+)
+
+// TestRunReportsEveryNumber runs every phase, small, on an embedded server and checks that
+// each number the README's table and the targets read was measured.
+func TestRunReportsEveryNumber(t *testing.T) {
+	rep, err := bench.Run(t.Context(), bench.Options{Runs: 70, InFlight: 10, Sequential: 5, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"floor_publish_p50_us", "floor_roundtrip_p50_us", "dispatch_p50_us", "dispatch_p99_us",
+		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "overhead_x_floor", "exec_run_p50_us", "noop_run_p50_us"} {
+		v, ok := got[key].(float64)
+		if !ok || v <= 0 {
+			t.Errorf("%s = %v, want a positive number", key, got[key])
+		}
+	}
+	if _, ok := got["exec_overhead_us"].(float64); !ok {
+		t.Errorf("exec_overhead_us missing: %v", got)
+	}
+	// 10 warm-up runs, 70 1-stage runs, 10 chains, 5 DAGs, 5+5 exec runs.
+	if want := 10 + 70 + 10 + 5 + 10; rep.Runs != want {
+		t.Errorf("runs = %d, want %d", rep.Runs, want)
+	}
+	if _, err := rep.Value("no_such_key"); err == nil {
+		t.Error("Value of an unknown key did not fail")
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

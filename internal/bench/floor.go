@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// floor measures what no JetStream application can beat on this server: a synchronous
+// publish to a file-store stream, and a task -> result round trip (publish to a work queue,
+// a pull consumer takes it and publishes a result, a second consumer receives it).
+func floor(ctx context.Context, s *server, o Options, rep *Report) error {
+	phase(o, "floor: %d synchronous publishes, %d raw round trips", floorSamples, floorSamples)
+	pub, err := FloorPublish(ctx, s.js, s.names.Prefix, floorSamples)
+	if err != nil {
+		return err
+	}
+	rt, err := FloorRoundTrip(ctx, s.js, s.names.Prefix, floorSamples)
+	if err != nil {
+		return err
+	}
+	rep.FloorPublishP50Us, rep.FloorPublishP99Us = pub.P(0.5), pub.P(0.99)
+	rep.FloorRoundtripP50Us, rep.FloorRoundtripP99Us = rt.P(0.5), rt.P(0.99)
+	phase(o, "  publish p50 %.0f us, round trip p50 %.0f us", rep.FloorPublishP50Us, rep.FloorRoundtripP50Us)
+	return nil
+}
+
+// FloorPublish times n synchronous 256-byte publishes to a file-store stream of its own
+// (named after prefix, deleted afterwards).
+func FloorPublish(ctx context.Context, js jetstream.JetStream, prefix string, n int) (Latencies, error) {
+	name := prefix + "_FLOOR_PUB"
+	subj := prefix + ".floor.pub"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subj}, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("floor stream: %w", err)
+	}
+	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), name) }()
+	data := make([]byte, 256)
+	lat := make(Latencies, 0, n)
+	for range n {
+		t := time.Now()
+		if _, err := js.Publish(ctx, subj, data); err != nil {
+			return nil, fmt.Errorf("floor publish: %w", err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	return lat, nil
+}
+
+// FloorRoundTrip times n raw task -> result round trips, one at a time, on two file-store
+// streams of its own.
+func FloorRoundTrip(ctx context.Context, js jetstream.JetStream, prefix string, n int) (Latencies, error) {
+	tasksName, resultsName := prefix+"_FLOOR_T", prefix+"_FLOOR_R"
+	taskSubj, resultSubj := prefix+".floor.t", prefix+".floor.r"
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: tasksName, Subjects: []string{taskSubj}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage},
+		{Name: resultsName, Subjects: []string{resultSubj}, Storage: jetstream.FileStorage},
+	} {
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("floor stream: %w", err)
+		}
+		defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), cfg.Name) }()
+	}
+	tasks, err := js.CreateConsumer(ctx, tasksName, jetstream.ConsumerConfig{Durable: "w", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("floor consumer: %w", err)
+	}
+	results, err := js.CreateConsumer(ctx, resultsName, jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("floor consumer: %w", err)
+	}
+	got := make(chan struct{}, 1)
+	wc, err := tasks.Consume(func(m jetstream.Msg) {
+		_, _ = js.Publish(ctx, resultSubj, m.Data())
+		_ = m.Ack()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("floor worker: %w", err)
+	}
+	defer wc.Stop()
+	rc, err := results.Consume(func(m jetstream.Msg) { _ = m.Ack(); got <- struct{}{} })
+	if err != nil {
+		return nil, fmt.Errorf("floor results: %w", err)
+	}
+	defer rc.Stop()
+	data := make([]byte, 256)
+	lat := make(Latencies, 0, n)
+	for range n {
+		t := time.Now()
+		if _, err := js.Publish(ctx, taskSubj, data); err != nil {
+			return nil, fmt.Errorf("floor publish: %w", err)
+		}
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			return nil, fmt.Errorf("floor round trip: no result within 10s")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		lat = append(lat, time.Since(t))
+	}
+	return lat, nil
+}
