@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ci/sluice/internal/bench"
@@ -171,7 +170,7 @@ func missedTargets(r *bench.Report) []string {
 
 // childCoordinator starts `sluice coordinator` from binary self as a child process.
 func childCoordinator(self string, stderr io.Writer) bench.Starter {
-	return func(ctx context.Context, _ *nats.Conn, url, creds string, names bus.Names, _ *slog.Logger) (bench.Coordinator, error) {
+	return func(_ context.Context, url, creds string, names bus.Names, _ *slog.Logger) (bench.Coordinator, error) {
 		args := []string{"coordinator", "--nats", url, "--prefix", names.Prefix, "--http", "", "--log-level", "error"}
 		if creds != "" {
 			args = append(args, "--creds", creds)
@@ -183,16 +182,22 @@ func childCoordinator(self string, stderr io.Writer) bench.Starter {
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start %s coordinator: %w", self, err)
 		}
-		c := &child{cmd: cmd, done: make(chan error, 1)}
-		go func() { c.done <- cmd.Wait() }()
+		c := &child{cmd: cmd, done: make(chan struct{})}
+		go func() {
+			defer close(c.done)
+			c.err = cmd.Wait()
+		}()
 		return c, nil
 	}
 }
 
 type child struct {
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{}
+	err  error // set before done closes
 }
+
+func (c *child) Done() <-chan struct{} { return c.done }
 
 func (c *child) RSS() (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
@@ -214,11 +219,12 @@ func (c *child) RSS() (int64, error) {
 func (c *child) Stop() error {
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-c.done:
-		return err
+	case <-c.done:
+		return c.err
 	case <-time.After(30 * time.Second):
 		_ = c.cmd.Process.Kill()
-		return fmt.Errorf("coordinator did not stop within 30s of SIGTERM; killed: %w", <-c.done)
+		<-c.done
+		return fmt.Errorf("coordinator did not stop within 30s of SIGTERM; killed: %w", c.err)
 	}
 }
 

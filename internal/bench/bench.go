@@ -7,7 +7,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,15 +82,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Starter starts a coordinator on the server at url (the connection nc is the benchmark's,
-// for an in-process one) under the subject prefix of names.
-type Starter func(ctx context.Context, nc *nats.Conn, url, creds string, names bus.Names, log *slog.Logger) (Coordinator, error)
+// Starter starts a coordinator on the server at url under the subject prefix of names.
+type Starter func(ctx context.Context, url, creds string, names bus.Names, log *slog.Logger) (Coordinator, error)
 
 // Coordinator is a coordinator the benchmark started.
 type Coordinator interface {
 	// RSS is its resident memory in bytes; an error when it cannot be told apart from the
 	// benchmark's own process.
 	RSS() (int64, error)
+	// Done is closed once it has ended, whether through Stop or on its own.
+	Done() <-chan struct{}
 	// Stop ends it and returns once it has.
 	Stop() error
 }
@@ -305,7 +305,7 @@ func openServer(ctx context.Context, o Options, rep *Report) (*server, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	// A prefix of its own: on a given server the benchmark touches nothing else, and
-	// removes what it made.
+	// removes what it made (bus.Deprovision).
 	s.names = bus.NewNames(fmt.Sprintf("bench%d", time.Now().UnixNano()%1e9))
 	return s, nil
 }
@@ -313,7 +313,11 @@ func openServer(ctx context.Context, o Options, rep *Report) (*server, error) {
 func (s *server) close() {
 	if s.nc != nil {
 		if s.embedded == nil {
-			s.removeOwn()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := bus.Deprovision(ctx, s.js, bus.Config{Names: s.names}); err != nil {
+				fmt.Fprintf(os.Stderr, "sluice bench: remove what the benchmark made on %s: %v\n", s.url, err)
+			}
+			cancel()
 		}
 		s.nc.Close()
 	}
@@ -322,24 +326,6 @@ func (s *server) close() {
 	}
 	if s.dataDir != "" {
 		_ = os.RemoveAll(s.dataDir)
-	}
-}
-
-// removeOwn deletes the streams (buckets and object stores are streams too) under the
-// benchmark's prefix from a server it was given.
-func (s *server) removeOwn() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	prefix := strings.ToUpper(s.names.Prefix)
-	names := s.js.StreamNames(ctx)
-	var own []string
-	for n := range names.Name() {
-		if strings.Contains(strings.ToUpper(n), prefix) {
-			own = append(own, n)
-		}
-	}
-	for _, n := range own {
-		_ = s.js.DeleteStream(ctx, n)
 	}
 }
 
@@ -388,13 +374,8 @@ func (w *waitRuns) ch(id string) chan struct{} {
 func (w *waitRuns) wait(ctx context.Context, id string) error {
 	select {
 	case <-w.ch(id):
-		w.mu.Lock()
-		delete(w.waiters, id)
-		w.mu.Unlock()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("run %s did not end: %w", id, context.Cause(ctx))
 	}
 }
-
-var errNoRSS = errors.New("the coordinator runs in this process")

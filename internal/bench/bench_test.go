@@ -1,10 +1,15 @@
 package bench_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/sluice-ci/sluice/internal/bench"
+	"github.com/sluice-ci/sluice/internal/bus"
 )
 
 // TestRunReportsEveryNumber runs every phase, small, on an embedded server and checks that
@@ -39,6 +44,27 @@ func TestRunReportsEveryNumber(t *testing.T) {
 	if _, err := rep.Value("no_such_key"); err == nil {
 		t.Error("Value of an unknown key did not fail")
 	}
+}
+
+// TestRunFailsWhenTheCoordinatorDies: a coordinator that ends on its own fails the benchmark
+// at once, with that said, instead of every run waiting out its timeout.
+func TestRunFailsWhenTheCoordinatorDies(t *testing.T) {
+	_, err := bench.Run(t.Context(), bench.Options{Runs: 10, Sequential: 1, Coordinator: func(context.Context, string, string, bus.Names, *slog.Logger) (bench.Coordinator, error) {
+		return deadCoordinator{}, nil
+	}})
+	if err == nil || !strings.Contains(err.Error(), "coordinator stopped") {
+		t.Fatalf("Run = %v, want the coordinator's end reported", err)
+	}
+}
+
+type deadCoordinator struct{}
+
+func (deadCoordinator) RSS() (int64, error) { return 0, errors.New("dead") }
+func (deadCoordinator) Stop() error         { return nil }
+func (deadCoordinator) Done() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 type testWriter struct{ t *testing.T }

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -25,7 +23,7 @@ const runTimeout = time.Minute
 
 // InProcess starts the coordinator in this process, on a connection of its own. Its memory
 // cannot be told apart from the benchmark's.
-func InProcess(ctx context.Context, _ *nats.Conn, url, creds string, names bus.Names, log *slog.Logger) (Coordinator, error) {
+func InProcess(ctx context.Context, url, creds string, names bus.Names, log *slog.Logger) (Coordinator, error) {
 	nc, err := bus.Connect(ctx, bus.ConnectOptions{URL: url, CredsFile: creds, Name: "sluice bench coordinator"})
 	if err != nil {
 		return nil, err
@@ -36,24 +34,30 @@ func InProcess(ctx context.Context, _ *nats.Conn, url, creds string, names bus.N
 		return nil, err
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &inProcess{cancel: cancel, done: make(chan error, 1), nc: nc}
-	go func() { p.done <- c.Run(cctx) }()
+	p := &inProcess{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.err = c.Run(cctx)
+		nc.Close()
+	}()
 	return p, nil
 }
 
+var errNoRSS = errors.New("the coordinator runs in this process")
+
 type inProcess struct {
 	cancel context.CancelFunc
-	done   chan error
-	nc     *nats.Conn
+	done   chan struct{}
+	err    error // set before done closes
 }
 
-func (p *inProcess) RSS() (int64, error) { return 0, errNoRSS }
+func (p *inProcess) RSS() (int64, error)   { return 0, errNoRSS }
+func (p *inProcess) Done() <-chan struct{} { return p.done }
 
 func (p *inProcess) Stop() error {
 	p.cancel()
-	err := <-p.done
-	p.nc.Close()
-	return err
+	<-p.done
+	return p.err
 }
 
 // recorder is the no-op handler: it passes at once and records how long each task took from
@@ -105,11 +109,16 @@ func startFleet(ctx context.Context, s *server, o Options, work string) (*fleet,
 			f.stop()
 		}
 	}()
-	coord, err := o.Coordinator(ctx, s.nc, s.url, s.creds, s.names, o.Logger)
+	coord, err := o.Coordinator(ctx, s.url, s.creds, s.names, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("start the coordinator: %w", err)
 	}
 	f.coord = coord
+	// Ends with the coordinator, which f.stop always stops.
+	go func() {
+		<-coord.Done()
+		f.fail(errors.New("the coordinator stopped"))
+	}()
 	f.stops = append(f.stops, func() {
 		if err := coord.Stop(); err != nil {
 			o.Logger.Warn("coordinator stopped", "err", err)
@@ -153,6 +162,9 @@ func (f *fleet) ready(ctx context.Context) error {
 		_, err := f.client.List(ctx, &sluicev1.ListRunsRequest{Limit: 1})
 		if err == nil {
 			return nil
+		}
+		if cause := context.Cause(f.failed); cause != nil {
+			return cause
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("the coordinator never answered the run API: %w", err)

@@ -134,6 +134,34 @@ func TestProvisionIdempotent(t *testing.T) {
 	}
 }
 
+// TestDeprovisionRemovesOnlyItsOwn: what Provision made under one prefix goes, with what it
+// held; another installation's streams under another prefix stay; a second call is no error.
+func TestDeprovisionRemovesOnlyItsOwn(t *testing.T) {
+	ctx := t.Context()
+	e := startServer(t, t.TempDir())
+	_, js := connect(t, e)
+	mine, theirs := Config{Names: NewNames("bench1")}.WithDefaults(), Config{Names: NewNames("prod")}.WithDefaults()
+	for _, c := range []Config{mine, theirs} {
+		if err := Provision(ctx, js, c); err != nil {
+			t.Fatalf("Provision %s: %v", c.Names.Prefix, err)
+		}
+	}
+	for range 2 {
+		if err := Deprovision(ctx, js, mine); err != nil {
+			t.Fatalf("Deprovision: %v", err)
+		}
+	}
+	left := streamConfigs(t, js)
+	if len(left) != 11 {
+		t.Fatalf("%d streams left, want prod's 11: %v", len(left), keys(left))
+	}
+	for name := range left {
+		if strings.Contains(strings.ToLower(name), "bench1") {
+			t.Errorf("stream %s of the deprovisioned prefix is still there", name)
+		}
+	}
+}
+
 func streamConfigs(t *testing.T, js jetstream.JetStream) map[string]jetstream.StreamConfig {
 	t.Helper()
 	out := map[string]jetstream.StreamConfig{}

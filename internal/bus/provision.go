@@ -186,16 +186,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return err
 		}
 	}
-	n := c.Names
-	kvs := []jetstream.KeyValueConfig{
-		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1},
-		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1},
-		{Bucket: n.LocksBucket(), Description: "Sluice environment locks", History: 1},
-		{Bucket: n.SecretsBucket(), Description: "Sluice coordinators' shared secrets (only coordinators may read it)", History: 1},
-	}
-	for _, kc := range kvs {
-		kc.Storage = jetstream.FileStorage
-		kc.Replicas = c.Replicas
+	for _, kc := range c.keyValueConfigs() {
 		if err := provisionOne(ctx, "KV bucket "+kc.Bucket, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateKeyValue(ctx, kc)
 			return err
@@ -203,13 +194,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return err
 		}
 	}
-	objs := []jetstream.ObjectStoreConfig{
-		{Bucket: n.SourcesStore(), Description: "Sluice source bundles by content digest"},
-		{Bucket: n.ArtifactsStore(), Description: "Sluice artifacts by run/stage/name"},
-	}
-	for _, oc := range objs {
-		oc.Storage = jetstream.FileStorage
-		oc.Replicas = c.Replicas
+	for _, oc := range c.objectStoreConfigs() {
 		if err := provisionOne(ctx, "object store "+oc.Bucket, func(ctx context.Context) error {
 			_, err := js.CreateOrUpdateObjectStore(ctx, oc)
 			return err
@@ -218,6 +203,54 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 		}
 	}
 	return nil
+}
+
+func (c Config) keyValueConfigs() []jetstream.KeyValueConfig {
+	n := c.Names
+	kvs := []jetstream.KeyValueConfig{
+		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1},
+		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1},
+		{Bucket: n.LocksBucket(), Description: "Sluice environment locks", History: 1},
+		{Bucket: n.SecretsBucket(), Description: "Sluice coordinators' shared secrets (only coordinators may read it)", History: 1},
+	}
+	for i := range kvs {
+		kvs[i].Storage, kvs[i].Replicas = jetstream.FileStorage, c.Replicas
+	}
+	return kvs
+}
+
+func (c Config) objectStoreConfigs() []jetstream.ObjectStoreConfig {
+	n := c.Names
+	objs := []jetstream.ObjectStoreConfig{
+		{Bucket: n.SourcesStore(), Description: "Sluice source bundles by content digest"},
+		{Bucket: n.ArtifactsStore(), Description: "Sluice artifacts by run/stage/name"},
+	}
+	for i := range objs {
+		objs[i].Storage, objs[i].Replicas = jetstream.FileStorage, c.Replicas
+	}
+	return objs
+}
+
+// Deprovision deletes every stream, bucket and object store Provision makes under c's
+// names, with what they hold; what is already gone is no error.
+func Deprovision(ctx context.Context, js jetstream.JetStream, c Config) error {
+	c = c.WithDefaults()
+	var errs []error
+	deleted := func(what string, err error) {
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			errs = append(errs, fmt.Errorf("delete %s: %w", what, err))
+		}
+	}
+	for _, sc := range c.StreamConfigs() {
+		deleted("stream "+sc.Name, js.DeleteStream(ctx, sc.Name))
+	}
+	for _, kc := range c.keyValueConfigs() {
+		deleted("KV bucket "+kc.Bucket, js.DeleteKeyValue(ctx, kc.Bucket))
+	}
+	for _, oc := range c.objectStoreConfigs() {
+		deleted("object store "+oc.Bucket, js.DeleteObjectStore(ctx, oc.Bucket))
+	}
+	return errors.Join(errs...)
 }
 
 // provisionTry bounds one create-or-update request; provisionPause separates the tries.
