@@ -70,6 +70,14 @@ func (rc *runCache) put(run string, st *sluicev1.RunState, rev uint64) {
 	e.wake = decide.NextWake(st)
 }
 
+// holds reports whether the cache has the run's state at rev or later.
+func (rc *runCache) holds(run string, rev uint64) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	e := rc.active[run]
+	return e != nil && e.st != nil && e.rev >= rev
+}
+
 func (rc *runCache) invalidate(run string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

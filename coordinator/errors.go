@@ -3,6 +3,8 @@ package coordinator
 import (
 	"errors"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluice-ci/sluice/coordinator/decide"
 )
 
@@ -27,3 +29,7 @@ var (
 	// hold up other runs.
 	ErrUnstorable = errors.New("run state unstorable")
 )
+
+// errWrongLastSequence is the compare-and-swap conflict a replicated bucket reports
+// (jetstream.ErrKeyExists matches the single-replica code only).
+var errWrongLastSequence = &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}

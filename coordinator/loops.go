@@ -43,6 +43,10 @@ func (c *Coordinator) watch(ctx context.Context, ready chan<- struct{}) error {
 				c.cache.remove(e.Key())
 				continue
 			}
+			if c.cache.holds(e.Key(), e.Revision()) {
+				// This coordinator's own write, already cached: no need to decode it again.
+				continue
+			}
 			st, err := decodeState(e.Key(), e.Value())
 			if err != nil {
 				// Left out of the cache, the run's inputs read it back and are dropped.

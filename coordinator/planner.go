@@ -130,22 +130,25 @@ func decodeState(run string, data []byte) (*sluicev1.RunState, error) {
 
 // commit stores st in place of revision rev (0: creates it). A revision that moved is
 // ErrConflict, whichever code the server reports it with (10071, or 10164 on replicated
-// buckets).
+// buckets). A finished run's state carries a TTL of RunsMaxAge, so the bucket forgets
+// finished runs on its own; an active run's never expires.
 func (c *Coordinator) commit(ctx context.Context, run string, st *sluicev1.RunState, rev uint64) (uint64, error) {
 	data, err := proto.Marshal(st)
 	if err != nil {
 		return 0, fmt.Errorf("encode: %w", err)
 	}
-	var newRev uint64
-	if rev == 0 {
-		newRev, err = c.runs.Create(ctx, run, data)
-	} else {
-		newRev, err = c.runs.Update(ctx, run, data, rev)
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	if st.GetStatus().Terminal() {
+		opts = append(opts, jetstream.WithMsgTTL(c.cfg.Bus.RunsMaxAge))
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: c.cfg.Names.RunKey(run), Data: data}, opts...)
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, errWrongLastSequence) {
 		return 0, fmt.Errorf("%w: run %s is no longer at revision %d: %w", ErrConflict, run, rev, err)
 	}
-	return newRev, err
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // apply carries out a decision stored at revision rev.

@@ -49,11 +49,11 @@ func claimUIDs(base, count, want int, log *slog.Logger) (*uidPool, error) {
 			p.close()
 			return nil, fmt.Errorf("step uid %d: %w", uid, err)
 		}
-		if n := exec.KillUser(uid); n > 0 {
-			log.Warn("killed processes a dead worker's step left behind", "uid", uid, "processes", n)
-		}
 		p.locks = append(p.locks, l)
 		p.uids = append(p.uids, uid)
+	}
+	if n := exec.KillUsers(p.uids...); n > 0 {
+		log.Warn("killed processes a dead worker's steps left behind", "uids", fmt.Sprintf("%d..%d", p.uids[0], p.uids[len(p.uids)-1]), "processes", n)
 	}
 	if len(p.uids) < want {
 		have := len(p.uids)

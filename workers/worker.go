@@ -410,12 +410,17 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	defer w.track(task, cancel)()
 
 	started := timestamppb.Now()
-	err := w.publishResult(task, &sluicev1.Result{
+	start, err := w.sendResult(task, &sluicev1.Result{
 		RunId: task.GetRunId(), Stage: task.GetStage(), Attempt: task.GetAttempt(), ShardIndex: task.GetShardIndex(),
 		RolloutSeq: task.GetRollout().GetSeq(),
 		Phase:      sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: w.c.ID,
 		Delivery: int32(delivery), StartedAt: started,
 	})
+	if err == nil && task.GetRollout() != nil {
+		// A traffic shift does not begin unless its start is on record.
+		err = w.awaitResult(start)
+		start = nil
+	}
 	if err != nil {
 		log.Error("cannot record the task's start; retrying it later", "err", err)
 		w.retryLater(msg, log)
@@ -447,6 +452,12 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	res.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 	res.Worker, res.Delivery = w.c.ID, int32(delivery)
 	res.StartedAt, res.FinishedAt = started, timestamppb.Now()
+	if start != nil {
+		if err := w.awaitResult(start); err != nil {
+			// The final result carries the start time too; the coordinator records both.
+			log.Warn("the task's start was not recorded", "err", err)
+		}
+	}
 	if err := w.publishResult(task, res); err != nil {
 		// Never ack without a recorded result: the task is retried.
 		stopHeartbeat()
@@ -606,6 +617,36 @@ func errorResult(format string, args ...any) *sluicev1.Result {
 // publishResult publishes res on the run's result subject and waits for the stream's ack.
 // Its Nats-Msg-Id makes a republish after a crash or a redelivery a no-op.
 func (w *Worker) publishResult(task *sluicev1.Task, res *sluicev1.Result) error {
+	msg, err := w.resultMsg(task, res)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(w.c.Names.ResultsStream())); err != nil {
+		return fmt.Errorf("publish result %s: %w", msg.Header.Get(jetstream.MsgIDHeader), err)
+	}
+	return nil
+}
+
+// sendResult starts publishing res; awaitResult waits for the stream's ack. A task's
+// start goes out this way and runs beside the step, the ack awaited before the final
+// result: one round trip less per stage.
+func (w *Worker) sendResult(task *sluicev1.Task, res *sluicev1.Result) (jetstream.PubAckFuture, error) {
+	msg, err := w.resultMsg(task, res)
+	if err != nil {
+		return nil, err
+	}
+	f, err := w.js.PublishMsgAsync(msg, jetstream.WithExpectStream(w.c.Names.ResultsStream()))
+	if err != nil {
+		return nil, fmt.Errorf("publish result %s: %w", msg.Header.Get(jetstream.MsgIDHeader), err)
+	}
+	return f, nil
+}
+
+// resultMsg is res on the run's result subject, with the proof that it comes from the
+// task's holder (without it the coordinator drops the result).
+func (w *Worker) resultMsg(task *sluicev1.Task, res *sluicev1.Result) (*nats.Msg, error) {
 	phase := "started"
 	if res.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
 		phase = "final"
@@ -613,20 +654,25 @@ func (w *Worker) publishResult(task *sluicev1.Task, res *sluicev1.Result) error 
 	fitResult(res, int(w.nc.MaxPayload())-resultHeadroom)
 	data, err := proto.Marshal(res)
 	if err != nil {
-		return fmt.Errorf("encode %s result: %w", phase, err)
+		return nil, fmt.Errorf("encode %s result: %w", phase, err)
 	}
 	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId(), w.id), Header: taskHeader(task), Data: data}
-	id := bus.ResultMsgID(bus.TaskID(task), phase)
-	msg.Header.Set(jetstream.MsgIDHeader, id)
-	// The proof that this result comes from the holder of the task: without it the
-	// coordinator drops the result.
+	msg.Header.Set(jetstream.MsgIDHeader, bus.ResultMsgID(bus.TaskID(task), phase))
 	msg.Header.Set(bus.HeaderProof, bus.Prove(task.GetLease(), data))
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(w.c.Names.ResultsStream())); err != nil {
-		return fmt.Errorf("publish %s result %s: %w", phase, id, err)
+	return msg, nil
+}
+
+func (w *Worker) awaitResult(f jetstream.PubAckFuture) error {
+	timer := time.NewTimer(publishTimeout)
+	defer timer.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return fmt.Errorf("publish result %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+	case <-timer.C:
+		return fmt.Errorf("publish result %s: no ack within %s", f.Msg().Header.Get(jetstream.MsgIDHeader), publishTimeout)
 	}
-	return nil
 }
 
 // heartbeat tells the server every AckWait/3 that the task is still being worked on, so it

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluice-ci/sluice/coordinator/spec"
 	"github.com/sluice-ci/sluice/internal/bench"
 	"github.com/sluice-ci/sluice/internal/bus"
 )
@@ -31,6 +32,8 @@ func newBenchCmd(a *app) *cobra.Command {
 		runs       int
 		inflight   int
 		sequential int
+		finished   int
+		bigRun     int
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -45,6 +48,11 @@ func newBenchCmd(a *app) *cobra.Command {
   dag7       --sequential 7-stage chains one at a time: submit to run.passed
   exec       --sequential 1-stage runs of a no-op and of a real 'true' step: what running a
              step costs
+  big run    one run of --big-run independent stages, and 1-stage runs one at a time
+             beside it: what a huge run costs the others
+
+With --finished N the runs bucket holds N finished runs before the coordinator starts:
+compare the dispatch numbers and the coordinator's start with and without.
 
 The workers' handler passes at once, so the numbers are Sluice's (coordinator, bus,
 worker protocol), not a step's. The coordinator runs as a child process (this binary's
@@ -58,17 +66,25 @@ in the same run for that reason. It takes two to four minutes with the defaults.
 		Example: `  sluice bench
   sluice bench --json > bench.json
   sluice bench --runs 2000 --inflight 50
+  # A fleet that has kept a month of runs:
+  sluice bench --finished 100000
   # Exit 1 when a target is missed:
   sluice bench --check`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, f := range []struct {
-				name string
-				v    int
-			}{{"runs", runs}, {"inflight", inflight}, {"sequential", sequential}} {
-				if f.v < 1 {
-					return usageErrorf(cmd, "--%s %d: must be 1 or more", f.name, f.v)
+				name   string
+				v, min int
+			}{{"runs", runs, 1}, {"inflight", inflight, 1}, {"sequential", sequential, 1}, {"finished", finished, 0}, {"big-run", bigRun, 0}} {
+				if f.v < f.min {
+					return usageErrorf(cmd, "--%s %d: must be %d or more", f.name, f.v, f.min)
 				}
+			}
+			if bigRun > spec.MaxStages {
+				return usageErrorf(cmd, "--big-run %d: a pipeline has at most %d stages", bigRun, spec.MaxStages)
+			}
+			if bigRun == 0 {
+				bigRun = -1
 			}
 			// The child coordinator's output and the progress lines share stderr.
 			stderr := &lockedWriter{w: a.stderr}
@@ -78,7 +94,7 @@ in the same run for that reason. It takes two to four minutes with the defaults.
 				log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
 			o := bench.Options{
-				NATS: a.natsURL, Creds: a.creds, Runs: runs, InFlight: inflight, Sequential: sequential,
+				NATS: a.natsURL, Creds: a.creds, Runs: runs, InFlight: inflight, Sequential: sequential, Finished: finished, BigRun: bigRun,
 				WorkDir: workDir, Progress: stderr, Logger: log,
 			}
 			if !inProcess {
@@ -115,6 +131,8 @@ in the same run for that reason. It takes two to four minutes with the defaults.
 	f.IntVar(&runs, "runs", bench.DefaultRuns, "1-stage runs in the dispatch phase (and runs/7 chains)")
 	f.IntVar(&inflight, "inflight", bench.DefaultInFlight, "runs kept in flight in the dispatch and chain phases")
 	f.IntVar(&sequential, "sequential", bench.DefaultSequential, "runs, one at a time, in the dag7 and exec phases")
+	f.IntVar(&finished, "finished", 0, "finished runs stored before the coordinator starts")
+	f.IntVar(&bigRun, "big-run", bench.DefaultBigRun, "stages of the big run (0: no big-run phase)")
 	return cmd
 }
 
@@ -142,6 +160,11 @@ func printBench(w io.Writer, r *bench.Report) {
 	}
 	fmt.Fprintf(tw, "7-stage DAG p99\t%.0f us\t\t\n", r.DAG7P99Us)
 	fmt.Fprintf(tw, "chain dispatch p50 / p99\t%.0f / %.0f us\t\t\n", r.ChainDispatchP50Us, r.ChainDispatchP99Us)
+	fmt.Fprintf(tw, "coordinator start, %d finished runs stored\t%.0f ms\t\t\n", r.FinishedRuns, r.CoordinatorReadyMs)
+	if r.BigRunStages > 0 {
+		fmt.Fprintf(tw, "%d-stage run\t%.1f s\t\t\n", r.BigRunStages, r.BigRunS)
+		fmt.Fprintf(tw, "1-stage run beside it p50 / p99 (alone p50)\t%.0f / %.0f us (%.0f us)\t\t\n", r.BesideBigRunP50Us, r.BesideBigRunP99Us, r.NoopRunP50Us)
+	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\n%d runs in %.0f s\n", r.Runs, r.DurationS)
 }

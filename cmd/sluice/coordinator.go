@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ func newCoordinatorCmd(a *app) *cobra.Command {
 		authDir  string
 		user     string
 		runTasks int
+		keep     bus.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -39,6 +41,12 @@ Run several for high availability: they share the work, and a decision takes eff
 if its compare-and-swap on the run's state wins, so no stage is dispatched twice. A
 coordinator that restarts resumes every run where it was.
 
+Retention: a finished run's state is kept --keep-runs after it ends (then 'sluice runs
+show' no longer finds it; its events stay --keep-events); a test's recorded duration
+--keep-timings after it last ran; artifacts --keep-artifacts. Active runs never expire.
+The coordinator applies these to the buckets each time it starts, so give every
+coordinator of a fleet the same values.
+
 Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 		Example: `  sluice coordinator --nats nats://nats-1:4222 --auth /etc/sluice/auth
   # A second one, for HA, without HTTP:
@@ -52,6 +60,17 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 			}
 			if replicas < 1 || replicas > 5 {
 				return usageErrorf(cmd, "--replicas %d: must be from 1 to 5", replicas)
+			}
+			for _, k := range []struct {
+				flag string
+				d    time.Duration
+			}{{"keep-runs", keep.RunsMaxAge}, {"keep-timings", keep.TimingsMaxAge}, {"keep-artifacts", keep.ArtifactsMaxAge}, {"keep-events", keep.EventsMaxAge}} {
+				if k.d < bus.MinMaxAge {
+					return usageErrorf(cmd, "--%s %s: must be at least %s", k.flag, k.d, bus.MinMaxAge)
+				}
+			}
+			if keep.EventsMaxAge < bus.DefaultDuplicateWindow {
+				return usageErrorf(cmd, "--keep-events %s: must be at least the %s duplicate window", keep.EventsMaxAge, bus.DefaultDuplicateWindow)
 			}
 			var fleetAuth *auth.Fleet
 			creds := a.creds
@@ -74,9 +93,12 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 			policy := decide.DefaultPolicy()
 			policy.MaxRunTasks = runTasks
 			coord, err := coordinator.New(c.nc, coordinator.Config{
-				Policy:   policy,
-				Names:    c.names,
-				Bus:      bus.Config{Names: c.names, Replicas: replicas}.WithDefaults(),
+				Policy: policy,
+				Names:  c.names,
+				Bus: bus.Config{
+					Names: c.names, Replicas: replicas, EventsMaxAge: keep.EventsMaxAge,
+					RunsMaxAge: keep.RunsMaxAge, TimingsMaxAge: keep.TimingsMaxAge, ArtifactsMaxAge: keep.ArtifactsMaxAge,
+				}.WithDefaults(),
 				HTTPAddr: httpAddr,
 				Auth:     fleetAuth,
 				Logger:   a.log,
@@ -99,5 +121,9 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 	f.StringVar(&authDir, "auth", "", "auth directory from `sluice auth init`: credentials, trust file, policy and evidence key")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the coordinator user whose credentials to use")
 	f.IntVar(&runTasks, "max-run-tasks", decide.DefaultMaxRunTasks, "tasks of one run in flight at once; the rest of its shards wait, so a huge run cannot starve the runs after it")
+	f.DurationVar(&keep.RunsMaxAge, "keep-runs", bus.DefaultRunsMaxAge, "how long a finished run's state is kept after it ends")
+	f.DurationVar(&keep.TimingsMaxAge, "keep-timings", bus.DefaultTimingsMaxAge, "how long a test's recorded duration is kept after it last ran")
+	f.DurationVar(&keep.ArtifactsMaxAge, "keep-artifacts", bus.DefaultArtifactsMaxAge, "how long artifacts (reports, SARIF, evidence) are kept")
+	f.DurationVar(&keep.EventsMaxAge, "keep-events", bus.DefaultEventsMaxAge, "how long the events stream keeps an event")
 	return cmd
 }

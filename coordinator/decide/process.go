@@ -95,18 +95,31 @@ func (p Policy) load(ctx context.Context, pl Planner, b Batch) (Stored, error) {
 }
 
 // decideBatch folds the inputs into one decision, on a copy of cur whose outbox keeps only
-// the events not known to be published.
+// the events not known to be published. Results are decided on that copy in place; other
+// inputs through Decide.
 func (p Policy) decideBatch(cur Stored, ins []Input, now time.Time) (*sluicev1.RunState, Decision, bool, []error, error) {
+	if err := Validate(cur.State); err != nil {
+		return nil, Decision{}, false, nil, err
+	}
 	next := proto.Clone(cur.State).(*sluicev1.RunState)
 	next.Outbox = unpublished(next.GetOutbox(), cur.Published)
 	var d Decision
 	changed := cur.Rev == 0
+	inPlace := false
 	rejected := make([]error, len(ins))
 	for i, in := range ins {
 		if in == nil {
 			continue
 		}
-		di, err := p.Decide(next, in, now)
+		var di Decision
+		var err error
+		if r, ok := in.(ResultIn); ok {
+			var did bool
+			di, did, err = p.decideResult(next, r, now)
+			inPlace = inPlace || did
+		} else {
+			di, err = p.Decide(next, in, now)
+		}
 		switch {
 		case errors.Is(err, ErrCorrupt):
 			return nil, Decision{}, false, nil, err
@@ -119,6 +132,9 @@ func (p Policy) decideBatch(cur Stored, ins []Input, now time.Time) (*sluicev1.R
 			changed = true
 		}
 		d.Merge(di)
+	}
+	if inPlace {
+		d.Merge(p.fitBatch(next, now))
 	}
 	if changed {
 		d.State = next

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ci/sluice/coordinator/spec"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
@@ -30,6 +31,8 @@ const (
 	DefaultRuns       = 10000
 	DefaultInFlight   = 100
 	DefaultSequential = 200
+	// DefaultBigRun is the stages of the big run: the most one pipeline may have.
+	DefaultBigRun = spec.MaxStages
 	// floorSamples is how many publishes and round trips the floor takes.
 	floorSamples = 3000
 	// workerSlots is the no-op worker's concurrency: above any in-flight setting, so no
@@ -50,6 +53,12 @@ type Options struct {
 	InFlight int
 	// Sequential is the number of runs, one at a time, of the 7-stage DAG and exec phases.
 	Sequential int
+	// Finished is how many finished runs the runs bucket holds before the coordinator
+	// starts (0: none), to see whether they slow it.
+	Finished int
+	// BigRun is the stages of the run timed with 1-stage runs beside it; default
+	// DefaultBigRun, negative: no such phase.
+	BigRun int
 	// WorkDir holds the worker's task trees; default a directory on tmpfs (/dev/shm) when
 	// there is one, so the phases measure Sluice rather than the disk's mkdir.
 	WorkDir string
@@ -69,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Sequential <= 0 {
 		o.Sequential = DefaultSequential
+	}
+	if o.BigRun == 0 {
+		o.BigRun = DefaultBigRun
 	}
 	if o.Coordinator == nil {
 		o.Coordinator = InProcess
@@ -127,6 +139,16 @@ type Report struct {
 	ExecRunP50Us   float64 `json:"exec_run_p50_us"`
 	ExecOverheadUs float64 `json:"exec_overhead_us"`
 
+	// Scale: the coordinator's start with FinishedRuns finished runs stored, and 1-stage
+	// runs one at a time beside a run of BigRunStages stages (against NoopRunP50Us alone).
+	FinishedRuns       int     `json:"finished_runs"`
+	CoordinatorReadyMs float64 `json:"coordinator_ready_ms"`
+	BigRunStages       int     `json:"big_run_stages,omitempty"`
+	BigRunS            float64 `json:"big_run_s,omitempty"`
+	BesideBigRunRuns   int     `json:"beside_big_run_runs,omitempty"`
+	BesideBigRunP50Us  float64 `json:"beside_big_run_p50_us,omitempty"`
+	BesideBigRunP99Us  float64 `json:"beside_big_run_p99_us,omitempty"`
+
 	CoordinatorRSSMB float64 `json:"coordinator_rss_mb"`
 	Runs             int     `json:"runs"`
 	DurationS        float64 `json:"duration_s"`
@@ -152,12 +174,26 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer cleanup()
 	rep.WorkDir = work
+	if o.Finished > 0 {
+		phase(o, "scale: writing %d finished runs into the runs bucket", o.Finished)
+		if err := prefill(ctx, srv, o.Finished, func(format string, args ...any) { phase(o, format, args...) }); err != nil {
+			return nil, fmt.Errorf("prefill: %w", err)
+		}
+		rep.FinishedRuns = o.Finished
+	}
 	f, err := startFleet(ctx, srv, o, work)
 	if err != nil {
 		return nil, err
 	}
 	defer f.stop()
 	rep.StepsIsolated = f.isolated
+	rep.CoordinatorReadyMs = float64(f.readyIn.Microseconds()) / 1e3
+	if o.Finished > 0 {
+		if err := f.holdsFinished(ctx, o.Finished); err != nil {
+			return nil, err
+		}
+	}
+	phase(o, "  the coordinator answered %.0f ms after it started, with %d finished runs stored", rep.CoordinatorReadyMs, rep.FinishedRuns)
 
 	// The first runs meet workers whose pulls are not all waiting yet, and cold caches;
 	// they are not measured.
@@ -203,6 +239,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.NoopRunP50Us, rep.ExecRunP50Us = noop.P(0.5), exec.P(0.5)
 	rep.ExecOverheadUs = rep.ExecRunP50Us - rep.NoopRunP50Us
 	phase(o, "  no-op p50 %.0f us, `true` p50 %.0f us: %.0f us to run a step", rep.NoopRunP50Us, rep.ExecRunP50Us, rep.ExecOverheadUs)
+
+	if o.BigRun > 0 {
+		phase(o, "big run: one run of %d independent stages, 1-stage runs one at a time beside it", o.BigRun)
+		took, beside, err := f.bigRun(ctx, o.BigRun)
+		if err != nil {
+			return nil, fmt.Errorf("big run phase: %w", err)
+		}
+		rep.BigRunStages, rep.BigRunS, rep.BesideBigRunRuns = o.BigRun, took.Seconds(), len(beside)
+		rep.BesideBigRunP50Us, rep.BesideBigRunP99Us = beside.P(0.5), beside.P(0.99)
+		phase(o, "  %.1f s; %d 1-stage runs beside it, p50 %.0f us, p99 %.0f us (alone: p50 %.0f us)",
+			rep.BigRunS, len(beside), rep.BesideBigRunP50Us, rep.BesideBigRunP99Us, rep.NoopRunP50Us)
+	}
 
 	rep.Runs = f.runs
 	if rss, err := f.coord.RSS(); err == nil {

@@ -15,7 +15,7 @@ import (
 // TestRunReportsEveryNumber runs every phase, small, on an embedded server and checks that
 // each number the README's table and the targets read was measured.
 func TestRunReportsEveryNumber(t *testing.T) {
-	rep, err := bench.Run(t.Context(), bench.Options{Runs: 70, InFlight: 10, Sequential: 5, Progress: testWriter{t}})
+	rep, err := bench.Run(t.Context(), bench.Options{Runs: 70, InFlight: 10, Sequential: 5, Finished: 500, BigRun: 50, Progress: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,8 @@ func TestRunReportsEveryNumber(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"floor_publish_p50_us", "floor_roundtrip_p50_us", "dispatch_p50_us", "dispatch_p99_us",
-		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "overhead_x_floor", "exec_run_p50_us", "noop_run_p50_us"} {
+		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "overhead_x_floor", "exec_run_p50_us", "noop_run_p50_us",
+		"coordinator_ready_ms", "big_run_s", "beside_big_run_p50_us"} {
 		v, ok := got[key].(float64)
 		if !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", key, got[key])
@@ -37,8 +38,13 @@ func TestRunReportsEveryNumber(t *testing.T) {
 	if _, ok := got["exec_overhead_us"].(float64); !ok {
 		t.Errorf("exec_overhead_us missing: %v", got)
 	}
-	// 10 warm-up runs, 70 1-stage runs, 10 chains, 5 DAGs, 5+5 exec runs.
-	if want := 10 + 70 + 10 + 5 + 10; rep.Runs != want {
+	if rep.FinishedRuns != 500 || rep.BigRunStages != 50 || rep.BesideBigRunRuns < 1 {
+		t.Errorf("finished runs %d, big run of %d stages with %d runs beside it; want 500, 50 and at least one",
+			rep.FinishedRuns, rep.BigRunStages, rep.BesideBigRunRuns)
+	}
+	// 10 warm-up runs, 70 1-stage runs, 10 chains, 5 DAGs, 5+5 exec runs, the big run and
+	// those beside it; the finished runs were never run.
+	if want := 10 + 70 + 10 + 5 + 10 + 1 + rep.BesideBigRunRuns; rep.Runs != want {
 		t.Errorf("runs = %d, want %d", rep.Runs, want)
 	}
 	if _, err := rep.Value("no_such_key"); err == nil {

@@ -93,7 +93,9 @@ type fleet struct {
 	rec      *recorder
 	isolated bool
 	runs     int
-	stops    []func()
+	// readyIn is how long the coordinator took to answer the run API.
+	readyIn time.Duration
+	stops   []func()
 	// failed ends, with the error as its cause, when a worker or the coordinator stops on
 	// its own: the runs waiting on it would otherwise only time out.
 	failed context.Context
@@ -125,9 +127,11 @@ func startFleet(ctx context.Context, s *server, o Options, work string) (*fleet,
 		}
 	})
 	f.client = coordinator.NewClient(s.nc, s.names)
+	started := time.Now()
 	if err := f.ready(ctx); err != nil {
 		return nil, err
 	}
+	f.readyIn = time.Since(started)
 	noop := workers.NewRegistry()
 	noop.Register(sluicev1.StageKind_STAGE_KIND_STATIC, f.rec)
 	run := workers.NewRegistry()
@@ -157,7 +161,8 @@ func startFleet(ctx context.Context, s *server, o Options, work string) (*fleet,
 
 // ready waits until the coordinator answers the run API.
 func (f *fleet) ready(ctx context.Context) error {
-	deadline := time.Now().Add(30 * time.Second)
+	// Long enough for a coordinator to load a bucket of many finished runs.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		_, err := f.client.List(ctx, &sluicev1.ListRunsRequest{Limit: 1})
 		if err == nil {

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"time"
+
 	"testing"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -86,4 +88,23 @@ func report(b *testing.B, name string, lat Latencies) {
 	b.ReportMetric(lat.P(0.5), name+"-p50-us")
 	b.ReportMetric(lat.P(0.99), name+"-p99-us")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkBigRun: b.N runs of DefaultBigRun independent no-op stages, one at a time, with
+// 1-stage runs one at a time beside each.
+func BenchmarkBigRun(b *testing.B) {
+	f := benchFleet(b)
+	b.ResetTimer()
+	var took time.Duration
+	var beside Latencies
+	for range b.N {
+		t, l, err := f.bigRun(b.Context(), DefaultBigRun)
+		if err != nil {
+			b.Fatal(err)
+		}
+		took += t
+		beside = append(beside, l...)
+	}
+	b.ReportMetric(took.Seconds()/float64(b.N), "big-run-s")
+	report(b, "beside", beside)
 }

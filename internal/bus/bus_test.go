@@ -349,6 +349,10 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff longer than max deliver", Config{MaxDeliver: 2, BackOff: []time.Duration{time.Minute, time.Minute, time.Minute}}, false},
 		{"backoff below ack wait", Config{AckWait: time.Minute, BackOff: []time.Duration{time.Second}}, false},
 		{"events age below dup window", Config{EventsMaxAge: time.Minute}, false},
+		{"runs kept a second", Config{RunsMaxAge: time.Second}, true},
+		{"runs kept below the server's minimum TTL", Config{RunsMaxAge: time.Millisecond}, false},
+		{"timings kept below the minimum", Config{TimingsMaxAge: 10 * time.Millisecond}, false},
+		{"artifacts kept below the minimum", Config{ArtifactsMaxAge: 500 * time.Millisecond}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,6 +24,15 @@ type Config struct {
 	LogsMaxBytes    int64           // default 1 GiB
 	ResultsMaxAge   time.Duration   // default 7 days
 	DuplicateWindow time.Duration   // default 10m
+	// RunsMaxAge is how long a finished run's state is kept after its last write; an
+	// active run's never expires. Default 30 days.
+	RunsMaxAge time.Duration
+	// TimingsMaxAge is how long a test's recorded duration outlives its last run. Default
+	// 30 days.
+	TimingsMaxAge time.Duration
+	// ArtifactsMaxAge is how long artifacts (logs' summaries, reports, evidence) are kept.
+	// Default 30 days.
+	ArtifactsMaxAge time.Duration
 }
 
 // Defaults of Config.
@@ -35,6 +44,14 @@ const (
 	DefaultLogsMaxBytes    = int64(1 << 30)
 	DefaultResultsMaxAge   = 7 * 24 * time.Hour
 	DefaultDuplicateWindow = 10 * time.Minute
+	DefaultRunsMaxAge      = 30 * 24 * time.Hour
+	DefaultTimingsMaxAge   = 30 * 24 * time.Hour
+	DefaultArtifactsMaxAge = 30 * 24 * time.Hour
+	// MinMaxAge is the shortest retention the server accepts for a message's TTL.
+	MinMaxAge = time.Second
+	// RunsMarkerTTL is how long the runs bucket keeps the marker of an expired run, for
+	// watchers to forget it.
+	RunsMarkerTTL = time.Hour
 	// LogsMaxChunksPerStage bounds the log chunks kept per stage (about 512 MiB of 32 KiB
 	// chunks); past it the stage's own oldest chunks go.
 	LogsMaxChunksPerStage = 16384
@@ -65,20 +82,20 @@ func (c Config) WithDefaults() Config {
 			c.BackOff = c.BackOff[:c.MaxDeliver]
 		}
 	}
-	if c.EventsMaxAge <= 0 {
-		c.EventsMaxAge = DefaultEventsMaxAge
-	}
-	if c.LogsMaxAge <= 0 {
-		c.LogsMaxAge = DefaultLogsMaxAge
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.EventsMaxAge, DefaultEventsMaxAge}, {&c.LogsMaxAge, DefaultLogsMaxAge}, {&c.ResultsMaxAge, DefaultResultsMaxAge},
+		{&c.DuplicateWindow, DefaultDuplicateWindow}, {&c.RunsMaxAge, DefaultRunsMaxAge},
+		{&c.TimingsMaxAge, DefaultTimingsMaxAge}, {&c.ArtifactsMaxAge, DefaultArtifactsMaxAge},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
 	}
 	if c.LogsMaxBytes <= 0 {
 		c.LogsMaxBytes = DefaultLogsMaxBytes
-	}
-	if c.ResultsMaxAge <= 0 {
-		c.ResultsMaxAge = DefaultResultsMaxAge
-	}
-	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = DefaultDuplicateWindow
 	}
 	return c
 }
@@ -100,6 +117,14 @@ func (c Config) Validate() error {
 	for _, age := range []time.Duration{c.EventsMaxAge, c.ResultsMaxAge} {
 		if age < c.DuplicateWindow {
 			return fmt.Errorf("%w: max age %s is shorter than the duplicate window %s", ErrBadConfig, age, c.DuplicateWindow)
+		}
+	}
+	for _, age := range []struct {
+		name string
+		d    time.Duration
+	}{{"runs", c.RunsMaxAge}, {"timings", c.TimingsMaxAge}, {"artifacts", c.ArtifactsMaxAge}} {
+		if age.d < MinMaxAge {
+			return fmt.Errorf("%w: %s max age %s is below the server's minimum of %s", ErrBadConfig, age.name, age.d, MinMaxAge)
 		}
 	}
 	return nil
@@ -208,8 +233,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, c Config) error {
 func (c Config) keyValueConfigs() []jetstream.KeyValueConfig {
 	n := c.Names
 	kvs := []jetstream.KeyValueConfig{
-		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1},
-		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1},
+		// A finished run's last write carries a TTL of RunsMaxAge (per-message TTLs need
+		// LimitMarkerTTL); active runs' writes carry none.
+		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1, LimitMarkerTTL: RunsMarkerTTL},
+		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1, TTL: c.TimingsMaxAge},
 		{Bucket: n.LocksBucket(), Description: "Sluice environment locks", History: 1},
 		{Bucket: n.SecretsBucket(), Description: "Sluice coordinators' shared secrets (only coordinators may read it)", History: 1},
 	}
@@ -222,8 +249,10 @@ func (c Config) keyValueConfigs() []jetstream.KeyValueConfig {
 func (c Config) objectStoreConfigs() []jetstream.ObjectStoreConfig {
 	n := c.Names
 	objs := []jetstream.ObjectStoreConfig{
+		// Bundles are shared by every run of a commit and reused at submit time, so they
+		// carry no TTL: one could expire under a run that just found it stored.
 		{Bucket: n.SourcesStore(), Description: "Sluice source bundles by content digest"},
-		{Bucket: n.ArtifactsStore(), Description: "Sluice artifacts by run/stage/name"},
+		{Bucket: n.ArtifactsStore(), Description: "Sluice artifacts by run/stage/name", TTL: c.ArtifactsMaxAge},
 	}
 	for i := range objs {
 		objs[i].Storage, objs[i].Replicas = jetstream.FileStorage, c.Replicas

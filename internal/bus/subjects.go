@@ -44,6 +44,9 @@ func (n Names) LocksBucket() string    { return n.Prefix + "_locks" }
 func (n Names) SourcesStore() string   { return n.Prefix + "_sources" }
 func (n Names) ArtifactsStore() string { return n.Prefix + "_artifacts" }
 
+// RunKey is the subject a run's state is written on (the KV put subject of RunsBucket).
+func (n Names) RunKey(run string) string { return "$KV." + n.RunsBucket() + "." + run }
+
 // SecretsBucket holds the coordinators' shared secrets (the lease key); only coordinators
 // may read it.
 func (n Names) SecretsBucket() string { return n.Prefix + "_secrets" }

@@ -89,15 +89,20 @@ func (s *Sandbox) Sweep() int {
 	if s == nil || !s.used.Swap(false) {
 		return 0
 	}
-	return KillUser(s.UID)
+	return KillUsers(s.UID)
 }
 
-// KillUser ends every process of uid: what a step left behind, or a killed worker's steps
-// found when its successor takes the uid. It returns how many it killed.
-func KillUser(uid int) int {
+// KillUsers ends every process of the uids: what a step left behind, or a killed worker's
+// steps found when its successor takes the uids. It returns how many it killed. Each round
+// is one scan of /proc, however many uids.
+func KillUsers(uids ...int) int {
+	set := make(map[string]bool, len(uids))
+	for _, uid := range uids {
+		set[strconv.Itoa(uid)] = true
+	}
 	killed := 0
 	for round := 0; round < 10; round++ {
-		pids := processesOf(uid)
+		pids := processesOf(set)
 		if len(pids) == 0 {
 			return killed
 		}
@@ -111,8 +116,8 @@ func KillUser(uid int) int {
 	return killed
 }
 
-// processesOf lists the processes whose real uid is uid.
-func processesOf(uid int) []int {
+// processesOf lists the processes whose real uid is in uids.
+func processesOf(uids map[string]bool) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -134,7 +139,7 @@ func processesOf(uid int) []int {
 			}
 			if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
 				f := strings.Fields(rest)
-				mine = len(f) > 0 && f[0] == strconv.Itoa(uid)
+				mine = len(f) > 0 && uids[f[0]]
 				break
 			}
 		}
