@@ -83,8 +83,8 @@ bench-go: ## run the Go benchmarks of every package (engines, worker, coordinato
 
 # go build decides itself whether the binary is stale, so this target always asks it.
 .PHONY: bin/sluice
-bin/sluice: ## build the CLI
-	$(GO) build -o $@ ./cmd/sluice
+bin/sluice: ## build the CLI (its version names the commit: git describe)
+	$(GO) build -ldflags "-X github.com/sluice-ci/sluice/internal/version.commit=$$(git describe --always --dirty 2>/dev/null)" -o $@ ./cmd/sluice
 
 bin/buf: $(TOOLS_DEPS) ## build buf from tools/go.mod
 	cd tools && $(GO) build -o ../$@ github.com/bufbuild/buf/cmd/buf

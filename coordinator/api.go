@@ -18,11 +18,9 @@ import (
 	"github.com/sluice-ci/sluice/coordinator/spec"
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/version"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
-
-// Version is reported by the run API service.
-const Version = "0.1.0"
 
 const apiTimeout = 10 * time.Second
 
@@ -58,7 +56,7 @@ func (c Caller) may(verb auth.Verb) error {
 func (c *Coordinator) serveAPI() (micro.Service, error) {
 	svc, err := micro.AddService(c.nc, micro.Config{
 		Name:        "sluice-runs",
-		Version:     Version,
+		Version:     version.String(),
 		Description: "Sluice run API: submit, inspect and act on pipeline runs",
 	})
 	if err != nil {
@@ -195,12 +193,9 @@ func (c *Coordinator) SubmitRun(ctx context.Context, who Caller, req *sluicev1.S
 	if err != nil {
 		return nil, err
 	}
-	if traceparent == "" {
-		traceparent = newTraceparent()
-	}
 	now := c.now()
 	id := NewRunID(now)
-	st := decide.NewRun(id, p, req, traceparent, now)
+	st := decide.NewRun(id, p, req, runTraceparent(traceparent, id), now)
 	st.SubmittedBy = who.Principal()
 	st.RefProtected = protected
 	if err := c.checkStateSize(st); err != nil {
@@ -312,14 +307,6 @@ func NewRunID(now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return strconv.FormatInt(now.UnixMilli(), 36) + hex.EncodeToString(b[:])
-}
-
-func newTraceparent() string {
-	var trace [16]byte
-	var span [8]byte
-	_, _ = rand.Read(trace[:])
-	_, _ = rand.Read(span[:])
-	return "00-" + hex.EncodeToString(trace[:]) + "-" + hex.EncodeToString(span[:]) + "-01"
 }
 
 // GetRun returns a run's state.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ci/sluice/coordinator/decide"
@@ -42,6 +43,12 @@ type Config struct {
 	Lanes int
 	// TickEvery is how often due retries and deadlines are checked.
 	TickEvery time.Duration
+	// TracerProvider receives a span per run, stage attempt and task (NewTracerProvider
+	// gives the ids the coordinator derives); nil: no tracing.
+	TracerProvider trace.TracerProvider
+	// EventsJSON publishes events as protojson (content-type application/json) instead of
+	// protobuf, for subscribers without the protobuf types.
+	EventsJSON bool
 	// ReconcileEvery is how often tasks and events that a crashed peer decided but did not
 	// publish are republished.
 	ReconcileEvery time.Duration
@@ -93,6 +100,8 @@ type Coordinator struct {
 	// API subjects are the callers'. Without it every caller is anonymous.
 	authenticated bool
 	cache         *runCache
+	metrics       *metrics
+	tracer        tracer
 	lanes         []chan work
 	ready         chan struct{}
 	// now is the clock; tests replace it.
@@ -119,7 +128,7 @@ func New(nc *nats.Conn, c Config) (*Coordinator, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	c = c.withDefaults()
-	return &Coordinator{
+	coord := &Coordinator{
 		cfg:    c,
 		log:    c.Logger.With("component", "coordinator", "id", c.ID),
 		nc:     nc,
@@ -128,7 +137,10 @@ func New(nc *nats.Conn, c Config) (*Coordinator, error) {
 		locker: newLocker(),
 		ready:  make(chan struct{}),
 		now:    time.Now,
-	}, nil
+	}
+	coord.metrics = newMetrics(coord)
+	coord.tracer = newTracer(c.TracerProvider)
+	return coord, nil
 }
 
 // Ready is closed once Run serves the run API, with every stored run resumed.
@@ -294,6 +306,7 @@ func taskID(t *sluicev1.Task) string {
 
 func (c *Coordinator) publishTask(t *sluicev1.Task) (jetstream.PubAckFuture, error) {
 	t.Lease = c.lease(t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex(), t.GetRollout().GetSeq())
+	t.Traceparent = taskTraceparent(t)
 	data, err := proto.Marshal(t)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -21,8 +22,31 @@ const (
 	ceType        = "ce-type"
 	ceTime        = "ce-time"
 	ceSubject     = "ce-subject"
-	contentType   = "Content-Type"
+	ceDataSchema  = "ce-dataschema"
+	// The CloudEvents NATS binding's header; NATS headers are case-sensitive and the SDKs
+	// read it in lower case.
+	contentType = "content-type"
 )
+
+// Event encodings: what an event's content-type header says its payload is.
+const (
+	ContentTypeProtobuf = "application/protobuf"
+	ContentTypeJSON     = "application/json"
+)
+
+// EventSchema is every event's ce-dataschema: the protobuf message its payload is, in either
+// encoding (the JSON one is that message's protojson mapping).
+const EventSchema = "https://github.com/sluice-ci/sluice/blob/main/proto/sluice/v1/event.proto#sluice.v1.Event"
+
+// DecodeEvent decodes an event's payload by its content-type: protojson when it says JSON,
+// protobuf otherwise (events published before the header was lower case say
+// "Content-Type").
+func DecodeEvent(h nats.Header, data []byte, ev *sluicev1.Event) error {
+	if h.Get(contentType) == ContentTypeJSON {
+		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(data, ev)
+	}
+	return proto.Unmarshal(data, ev)
+}
 
 // CloudEventType is the ce-type of an event type: "stage.passed" -> "dev.sluice.stage.passed.v1".
 func CloudEventType(typ string) string { return "dev.sluice." + typ + ".v1" }
@@ -51,7 +75,11 @@ func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) []jets
 }
 
 func (c *Coordinator) eventMsg(st *sluicev1.RunState, ev *sluicev1.Event) (*nats.Msg, error) {
-	data, err := proto.Marshal(ev)
+	encoding, marshal := ContentTypeProtobuf, proto.Marshal
+	if c.cfg.EventsJSON {
+		encoding, marshal = ContentTypeJSON, protojson.Marshal
+	}
+	data, err := marshal(ev)
 	if err != nil {
 		return nil, err
 	}
@@ -68,12 +96,13 @@ func (c *Coordinator) eventMsg(st *sluicev1.RunState, ev *sluicev1.Event) (*nats
 	msg.Header.Set(ceType, CloudEventType(ev.GetType()))
 	msg.Header.Set(ceTime, ev.GetTime().AsTime().Format(time.RFC3339Nano))
 	msg.Header.Set(ceSubject, subject)
-	msg.Header.Set(contentType, "application/protobuf")
+	msg.Header.Set(contentType, encoding)
+	msg.Header.Set(ceDataSchema, EventSchema)
 	if c.cfg.Auth != nil && c.cfg.Auth.EvidenceKey != nil && signedEvents[ev.GetType()] {
 		msg.Header.Set(HeaderSignature, signEvent(c.cfg.Auth.EvidenceKey, data))
 	}
 	if st.GetTraceparent() != "" {
-		msg.Header.Set("traceparent", st.GetTraceparent())
+		msg.Header.Set("traceparent", runSpanTraceparent(st))
 	}
 	return msg, nil
 }
@@ -151,7 +180,7 @@ func (c *Coordinator) lastStoredEvent(ctx context.Context, st *sluicev1.RunState
 		return 0, err
 	}
 	var ev sluicev1.Event
-	if err := proto.Unmarshal(msg.Data, &ev); err != nil {
+	if err := DecodeEvent(msg.Header, msg.Data, &ev); err != nil {
 		return 0, fmt.Errorf("decode event %d of the events stream: %w", msg.Sequence, err)
 	}
 	return ev.GetSeq(), nil

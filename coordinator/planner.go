@@ -92,6 +92,8 @@ func (p planner) Submit(ctx context.Context, run string, rev uint64, d decide.De
 		return fmt.Errorf("store run %s: %w", run, err)
 	}
 	c.cache.put(run, d.State, newRev)
+	c.metrics.record(d.State, d, c.now())
+	c.tracer.record(d.State, d)
 	c.apply(ctx, d.State, newRev, d)
 	return nil
 }

@@ -295,10 +295,28 @@ func (f *dockerFleet) waitRuns(limit time.Duration, ids ...string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%d of %d runs not ended after %s", len(pending), len(ids), limit)
+			var stuck []string
+			for id := range pending {
+				st, err := f.get(id)
+				stuck = append(stuck, fmt.Sprintf("%s: %s %s (err %v)", id, st.GetStatus().Short(), stageStates(st), err))
+			}
+			f.t.Fatalf("%d of %d runs not ended after %s:\n%s", len(pending), len(ids), limit, strings.Join(stuck, "\n"))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// stageStates is each stage's status, attempt and shards' phases, for a run that is stuck.
+func stageStates(st *sluicev1.RunState) string {
+	var parts []string
+	for _, s := range st.GetStages() {
+		var shards []string
+		for _, sh := range s.GetShards() {
+			shards = append(shards, fmt.Sprintf("%s@%s#%d", strings.ToLower(strings.TrimPrefix(sh.GetPhase().String(), "RESULT_PHASE_")), sh.GetWorker(), sh.GetDelivery()))
+		}
+		parts = append(parts, fmt.Sprintf("%s=%s/%d[%s] queued %s", s.GetName(), s.GetStatus().Short(), s.GetAttempt(), strings.Join(shards, ","), s.GetQueuedAt().AsTime().Format(time.TimeOnly)))
+	}
+	return strings.Join(parts, " ")
 }
 
 func stageMessages(st *sluicev1.RunState) string {

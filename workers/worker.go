@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -86,6 +87,8 @@ type Config struct {
 	// machines that cannot isolate them: a step can then read everything the worker can,
 	// its credentials included.
 	UnsafeSharedUser bool
+	// Metrics receives the worker's metrics (MetricTasks and the others); nil: none.
+	Metrics prometheus.Registerer
 }
 
 // Worker serves the tasks of its kinds. Create it with New, start it with Run.
@@ -107,6 +110,8 @@ type Worker struct {
 	// caches are the step cache directories made ready, so a task pays no syscalls for one
 	// that exists already.
 	caches sync.Map
+	// metrics is nil without Config.Metrics.
+	metrics *workerMetrics
 
 	mu          sync.Mutex
 	inflight    map[*inflight]struct{}
@@ -211,8 +216,12 @@ func New(nc *nats.Conn, c Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream context: %w", err)
 	}
+	m, err := newWorkerMetrics(c.Metrics, c)
+	if err != nil {
+		return nil, err
+	}
 	return &Worker{
-		nc: nc, js: js, c: c, handlers: handlers, id: id,
+		nc: nc, js: js, c: c, handlers: handlers, id: id, metrics: m,
 		log:      c.Logger.With("worker", c.ID, "pool", c.Pool),
 		inflight: make(map[*inflight]struct{}),
 	}, nil
@@ -403,6 +412,10 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	log := w.log.With("run", task.GetRunId(), "stage", task.GetStage(), "attempt", task.GetAttempt(),
 		"shard", task.GetShardIndex(), "delivery", delivery)
 
+	var recorded *sluicev1.Result
+	ended := w.metrics.took(task)
+	defer func() { ended(recorded) }()
+
 	// The task outlives ctx by up to Grace: it is cancelled by a cancel signal or the
 	// hand-back, never directly by the worker's stop.
 	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -466,6 +479,7 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 		return
 	}
 	stopHeartbeat()
+	recorded = res
 	actx, acancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer acancel()
 	if err := msg.DoubleAck(actx); err != nil {

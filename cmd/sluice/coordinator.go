@@ -21,6 +21,7 @@ func newCoordinatorCmd(a *app) *cobra.Command {
 		user     string
 		runTasks int
 		keep     bus.Config
+		evJSON   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "coordinator",
@@ -40,6 +41,19 @@ anonymous, and the coordinator warns unless the server is on loopback.
 Run several for high availability: they share the work, and a decision takes effect only
 if its compare-and-swap on the run's state wins, so no stage is dispatched twice. A
 coordinator that restarts resumes every run where it was.
+
+Events are CloudEvents in binary mode (ce-* headers, content-type, ce-dataschema naming
+the protobuf message sluice.v1.Event); --events-json publishes their payload as protojson
+(content-type application/json) for subscribers without the protobuf types. Sluice's own
+readers take either.
+
+With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, each run is
+a trace exported over OTLP/HTTP: the run's span, a span per stage attempt, a span per task
+(shard or rollout action); a task's traceparent reaches its steps as TRACEPARENT.
+
+Prometheus metrics are on http://HTTP/metrics (see --http): stages and runs by outcome,
+durations, dispatch latency, queues by kind and pool, dropped results, canary weights and
+verdicts. dashboards/sluice.json is a Grafana dashboard of them.
 
 Retention: a finished run's state is kept --keep-runs after it ends (then 'sluice runs
 show' no longer finds it; its events stay --keep-events); a test's recorded duration
@@ -90,20 +104,31 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 			}
 			defer c.Close()
 			a.warnUnauthenticated(c)
+			tp, stopTracing, err := tracingFromEnv(ctx)
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			policy := decide.DefaultPolicy()
 			policy.MaxRunTasks = runTasks
-			coord, err := coordinator.New(c.nc, coordinator.Config{
+			cfg := coordinator.Config{
 				Policy: policy,
 				Names:  c.names,
 				Bus: bus.Config{
 					Names: c.names, Replicas: replicas, EventsMaxAge: keep.EventsMaxAge,
 					RunsMaxAge: keep.RunsMaxAge, TimingsMaxAge: keep.TimingsMaxAge, ArtifactsMaxAge: keep.ArtifactsMaxAge,
 				}.WithDefaults(),
-				HTTPAddr: httpAddr,
-				Auth:     fleetAuth,
-				Logger:   a.log,
-				ID:       id,
-			})
+				HTTPAddr:   httpAddr,
+				Auth:       fleetAuth,
+				Logger:     a.log,
+				ID:         id,
+				EventsJSON: evJSON,
+			}
+			if tp != nil {
+				// Not a nil *TracerProvider in the interface, which would not read as nil.
+				cfg.TracerProvider = tp
+			}
+			coord, err := coordinator.New(c.nc, cfg)
 			if err != nil {
 				return fmt.Errorf("coordinator: %w", err)
 			}
@@ -121,6 +146,7 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 	f.StringVar(&authDir, "auth", "", "auth directory from `sluice auth init`: credentials, trust file, policy and evidence key")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the coordinator user whose credentials to use")
 	f.IntVar(&runTasks, "max-run-tasks", decide.DefaultMaxRunTasks, "tasks of one run in flight at once; the rest of its shards wait, so a huge run cannot starve the runs after it")
+	f.BoolVar(&evJSON, "events-json", false, "publish events' payload as protojson (content-type application/json) instead of protobuf")
 	f.DurationVar(&keep.RunsMaxAge, "keep-runs", bus.DefaultRunsMaxAge, "how long a finished run's state is kept after it ends")
 	f.DurationVar(&keep.TimingsMaxAge, "keep-timings", bus.DefaultTimingsMaxAge, "how long a test's recorded duration is kept after it last ran")
 	f.DurationVar(&keep.ArtifactsMaxAge, "keep-artifacts", bus.DefaultArtifactsMaxAge, "how long artifacts (reports, SARIF, evidence) are kept")

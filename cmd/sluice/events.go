@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/auth"
@@ -85,7 +84,7 @@ can be made to store a copy of a message on any subject (a JetStream read answer
 			filter := eventsFilter(c, o)
 			err = readStream(ctx, c, c.names.EventsStream(), filter, o.follow, func(m jetstream.Msg) error {
 				var ev sluicev1.Event
-				if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+				if err := coordinator.DecodeEvent(m.Headers(), m.Data(), &ev); err != nil {
 					fmt.Fprintf(a.stderr, "(skipped an undecodable event on %s: %v)\n", m.Subject(), err)
 					return nil
 				}

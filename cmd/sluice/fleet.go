@@ -56,6 +56,8 @@ type fleet struct {
 	lock *lockfile.Lock
 
 	workers, coord, http []*part
+	// stopTracing flushes the coordinator's spans; nil without tracing.
+	stopTracing func()
 	// exited receives every part's end, in whatever order they come.
 	exited chan partEnd
 }
@@ -128,7 +130,17 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 		return nil, fmt.Errorf("provision streams and buckets: %w", err)
 	}
 
-	coord, err := coordinator.New(coordNC, coordinator.Config{Names: names, Bus: cfg, Auth: fleetAuth, Logger: a.log})
+	tp, stopTracing, err := tracingFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.stopTracing = stopTracing
+	ccfg := coordinator.Config{Names: names, Bus: cfg, Auth: fleetAuth, Logger: a.log}
+	if tp != nil {
+		// Not a nil *TracerProvider in the interface, which would not read as nil.
+		ccfg.TracerProvider = tp
+	}
+	coord, err := coordinator.New(coordNC, ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
@@ -314,6 +326,9 @@ func (f *fleet) shutdown() error {
 				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
 			}
 		}
+	}
+	if f.stopTracing != nil {
+		f.stopTracing()
 	}
 	for _, nc := range f.conns {
 		nc.Close()

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -33,7 +34,7 @@ func followRun(ctx context.Context, c *conn, run *sluicev1.RunState, w io.Writer
 	filter := c.names.EventFilter(run.GetPipeline(), run.GetId())
 	err := readStream(ctx, c, c.names.EventsStream(), filter, true, func(m jetstream.Msg) error {
 		var ev sluicev1.Event
-		if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+		if err := coordinator.DecodeEvent(m.Headers(), m.Data(), &ev); err != nil {
 			fmt.Fprintf(w, "(skipped an undecodable event on %s: %v)\n", m.Subject(), err)
 			return nil
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluice-ci/sluice/backupverify/pgcluster/pgtest"
 	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/version"
 )
 
 // envAsCLI makes the test binary act as the sluice binary, for commands that start
@@ -374,5 +376,17 @@ func TestLintEveryInvalidPipeline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, stderr := cli(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "sluice "+version.String()+" (go") {
+		t.Fatalf("sluice version: exit %d, %q %q", code, stdout, stderr)
+	}
+	code, stdout, _ = cli(t, "version", "--json")
+	var v map[string]string
+	if err := json.Unmarshal([]byte(stdout), &v); code != 0 || err != nil || v["version"] != version.String() || v["release"] != version.Release {
+		t.Fatalf("sluice version --json: exit %d, %q (%v)", code, stdout, err)
 	}
 }

@@ -105,6 +105,8 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newEvidenceCmd(a),
 		newHealthcheckCmd(a),
 		newBenchCmd(a),
+		newNotifyCmd(a),
+		newVersionCmd(a),
 	)
 	return root
 }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-ci/sluice/internal/auth"
@@ -33,6 +38,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		secretsFile string
 		stepUIDs    string
 		unsafeUser  bool
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -64,6 +70,10 @@ Steps read no secret but the ones --secrets grants their pipeline and ref:
 On a fleet with authentication a worker connects as a worker-<kind> user, which may pull only
 that kind's tasks of its pools and publish results only under its own name: --auth DIR gives
 each kind its own connection with DIR/creds/worker-<kind>.creds (or the --user's).
+
+--metrics ADDR serves Prometheus metrics on http://ADDR/metrics: tasks by kind and
+outcome, their durations, tasks in flight and slots, and the wait from dispatch to pickup
+(sluice_worker_*; deploy/grafana/sluice.json charts them with the coordinator's).
 
 Ctrl-C (or SIGTERM) stops pulling, lets the running tasks finish within --grace, then hands
 the rest back to the fleet.`,
@@ -104,6 +114,10 @@ the rest back to the fleet.`,
 					groups = append(groups, []sluicev1.StageKind{k})
 				}
 			}
+			var metrics *prometheus.Registry
+			if metricsAddr != "" {
+				metrics = prometheus.NewRegistry()
+			}
 			var ws []*workers.Worker
 			for _, group := range groups {
 				creds := a.creds
@@ -137,13 +151,21 @@ the rest back to the fleet.`,
 					Secrets:     iso.secrets,
 					StepUID:     iso.uid, StepUIDs: iso.uids,
 					UnsafeSharedUser: iso.unsafe,
+					Metrics:          registerer(metrics),
 				})
 				if err != nil {
 					return fmt.Errorf("worker: %w", err)
 				}
 				ws = append(ws, w)
 			}
-			a.log.Info("worker starting", "nats", a.natsTarget(), "kinds", kindSlugs(ks), "pool", pool, "concurrency", concurrency)
+			if metrics != nil {
+				stop, err := serveMetrics(ctx, metricsAddr, metrics, a.log)
+				if err != nil {
+					return usageErrorf(cmd, "--metrics %s: %v", metricsAddr, err)
+				}
+				defer stop()
+			}
+			a.log.Info("worker starting", "nats", a.natsTarget(), "kinds", kindSlugs(ks), "pool", pool, "concurrency", concurrency, "metrics", metricsAddr)
 			return runAll(ctx, ws)
 		},
 	}
@@ -163,7 +185,40 @@ the rest back to the fleet.`,
 	f.BoolVar(&unsafeUser, "unsafe-shared-user", false, "run steps as the worker's own user, without a PID namespace, on a machine that cannot isolate them: steps can read the worker's credentials")
 	f.StringVar(&authDir, "auth", "", "auth directory (`sluice auth init`): each kind connects with DIR/creds/worker-<kind>[-USER].creds")
 	f.StringVar(&user, "user", auth.DefaultUser, "with --auth: the user whose credentials to use (`sluice auth add-user worker-KIND USER`)")
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9464; default: none)")
 	return cmd
+}
+
+// registerer is reg as a prometheus.Registerer, nil (no metrics) when reg is.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+// serveMetrics serves reg on addr until stop is called or ctx ends.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "addr", addr, "err", err)
+		}
+	}()
+	stopCtx := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	return func() {
+		stopCtx()
+		_ = srv.Close()
+		<-done
+	}, nil
 }
 
 // runAll runs the workers until ctx ends or one fails; a failure stops the others.

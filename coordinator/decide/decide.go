@@ -23,6 +23,8 @@ type decider struct {
 	acquire  []LockOp
 	releases []LockOp
 	evidence []string
+	emitted  []*sluicev1.Event
+	finished []FinishedTask
 	err      error
 }
 
@@ -347,6 +349,7 @@ func (d *decider) result(r *sluicev1.Result) bool {
 		if sh.GetPhase() == sluicev1.ResultPhase_RESULT_PHASE_FINAL {
 			return false
 		}
+		d.taskFinished(i, s, sh, r)
 		sh.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 		sh.Outcome = r.GetOutcome()
 		sh.Worker = sluicev1.Clip(r.GetWorker(), maxNameBytes)
@@ -367,6 +370,27 @@ func (d *decider) result(r *sluicev1.Result) bool {
 		return true
 	}
 	return false
+}
+
+// taskFinished records the task r ends, before the result changes the stage.
+func (d *decider) taskFinished(i int, s *sluicev1.StageState, sh *sluicev1.ShardState, r *sluicev1.Result) {
+	f := FinishedTask{
+		Stage: s.GetName(), Attempt: r.GetAttempt(), Shard: r.GetShardIndex(), RolloutSeq: r.GetRolloutSeq(),
+		Worker: r.GetWorker(), Outcome: r.GetOutcome(),
+		Start: timestampOr(r.GetStartedAt(), d.now).AsTime(), End: timestampOr(r.GetFinishedAt(), d.now).AsTime(),
+	}
+	if sh.GetStartedAt() != nil && r.GetStartedAt() == nil {
+		f.Start = sh.GetStartedAt().AsTime()
+	}
+	if ro := s.GetRollout(); ro != nil {
+		if t := rolloutTask(d.spec(i), ro); t != nil {
+			f.Action = ActionName(t.GetAction())
+			if t.GetAction() == sluicev1.RolloutAction_ROLLOUT_ACTION_SET_WEIGHT || t.GetAction() == sluicev1.RolloutAction_ROLLOUT_ACTION_ANALYSE {
+				f.Action += fmt.Sprintf(" %d", t.GetWeight())
+			}
+		}
+	}
+	d.finished = append(d.finished, f)
 }
 
 // extendDeadline keeps a sharded stage's deadline a timeout past its latest shard's start:
@@ -612,5 +636,6 @@ func (d *decider) emit(typ, stage string, attempt int32, msg string) *sluicev1.E
 		Ref:      d.st.GetRef(),
 	}
 	d.st.Outbox = append(d.st.Outbox, ev)
+	d.emitted = append(d.emitted, ev)
 	return ev
 }

@@ -1,6 +1,10 @@
 package decide
 
-import sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+import (
+	"time"
+
+	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+)
 
 // Decision is what Decide wants done. Its events are in State.Outbox, which the planner
 // publishes after storing State.
@@ -22,6 +26,26 @@ type Decision struct {
 	// back): the planner signs the gate's evidence and records it as their artifact before
 	// the state is stored.
 	Evidence []string
+	// Emitted are the events this decision added to State.Outbox, in order (the outbox
+	// also keeps earlier decisions' events until their publish is acknowledged): what the
+	// coordinator counts in its metrics.
+	Emitted []*sluicev1.Event
+	// Finished are the tasks whose final result this decision took: what the coordinator
+	// traces, one span each.
+	Finished []FinishedTask
+}
+
+// FinishedTask is one task's work as its final result told it.
+type FinishedTask struct {
+	Stage      string
+	Attempt    int32
+	Shard      int32
+	RolloutSeq int32
+	// Action names a rollout task's action ("set weight 10"); "" for a stage's shard.
+	Action     string
+	Worker     string
+	Outcome    sluicev1.Outcome
+	Start, End time.Time
 }
 
 // LockOp names the lock of one stage's concurrency group.
@@ -42,4 +66,6 @@ func (d *Decision) Merge(later Decision) {
 	d.Acquire = append(d.Acquire, later.Acquire...)
 	d.Release = append(d.Release, later.Release...)
 	d.Evidence = append(d.Evidence, later.Evidence...)
+	d.Emitted = append(d.Emitted, later.Emitted...)
+	d.Finished = append(d.Finished, later.Finished...)
 }

@@ -75,30 +75,22 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) (Decision
 	d.fit()
 	d.releaseLocks()
 	d.st.UpdatedAt = timestamppb.New(now)
-	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence}, nil
+	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence, Emitted: d.emitted, Finished: d.finished}, nil
 }
 
 // decideResult is Decide for a result, on a state the caller owns (Process's working copy
 // of a batch): it changes st itself instead of a copy, so a batch of results on a run of
 // a thousand stages does not copy the run once per result. A result that does not apply
 // returns before it changes anything (see decider.result), which is what makes this safe
-// for results alone. The caller fits the state once, after the batch (fitBatch).
-func (p Policy) decideResult(st *sluicev1.RunState, in ResultIn, now time.Time) (Decision, bool, error) {
+// for results alone.
+func (p Policy) decideResult(st *sluicev1.RunState, in ResultIn, now time.Time) (Decision, error) {
 	d := &decider{p: p, st: st, now: now}
 	if !d.apply(in) || d.err != nil {
-		return Decision{Release: d.releases}, false, d.err
+		return Decision{Release: d.releases}, d.err
 	}
 	d.dispatchHeld()
-	d.releaseLocks()
-	d.st.UpdatedAt = timestamppb.New(now)
-	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence}, true, nil
-}
-
-// fitBatch keeps st, changed by decideResult, within MaxStateBytes, as Decide does after
-// each of its decisions.
-func (p Policy) fitBatch(st *sluicev1.RunState, now time.Time) Decision {
-	d := &decider{p: p, st: st, now: now}
 	d.fit()
 	d.releaseLocks()
-	return Decision{Cancels: d.cancels, PurgeQueued: d.purge, Release: d.releases}
+	d.st.UpdatedAt = timestamppb.New(now)
+	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence, Emitted: d.emitted, Finished: d.finished}, nil
 }

@@ -105,7 +105,6 @@ func (p Policy) decideBatch(cur Stored, ins []Input, now time.Time) (*sluicev1.R
 	next.Outbox = unpublished(next.GetOutbox(), cur.Published)
 	var d Decision
 	changed := cur.Rev == 0
-	inPlace := false
 	rejected := make([]error, len(ins))
 	for i, in := range ins {
 		if in == nil {
@@ -114,9 +113,7 @@ func (p Policy) decideBatch(cur Stored, ins []Input, now time.Time) (*sluicev1.R
 		var di Decision
 		var err error
 		if r, ok := in.(ResultIn); ok {
-			var did bool
-			di, did, err = p.decideResult(next, r, now)
-			inPlace = inPlace || did
+			di, err = p.decideResult(next, r, now)
 		} else {
 			di, err = p.Decide(next, in, now)
 		}
@@ -132,9 +129,6 @@ func (p Policy) decideBatch(cur Stored, ins []Input, now time.Time) (*sluicev1.R
 			changed = true
 		}
 		d.Merge(di)
-	}
-	if inPlace {
-		d.Merge(p.fitBatch(next, now))
 	}
 	if changed {
 		d.State = next

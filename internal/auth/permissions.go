@@ -113,6 +113,8 @@ func (p *perms) client(r Role, n bus.Names) {
 			js("CONSUMER", "INFO", s, "*"), js("CONSUMER", "DELETE", s, "*"))
 	}
 	p.objectRead(n.ArtifactsStore())
+	// Acks of its own notifier's consumer (sluice notify), not of anyone else's.
+	p.pub("$JS.ACK." + n.EventsStream() + "." + n.NotifyConsumer(tmplName) + ".>")
 	if r == RoleSubmitter {
 		p.objectWrite(n.SourcesStore())
 	}

@@ -255,6 +255,10 @@ func actions() []action {
 		{"store an artifact", func(r auth.Role) bool { return isWorker(r) || coordAdmin(r) }, objPut(bus.Names.ArtifactsStore)},
 		{"read an artifact", readersRole, objGet(bus.Names.ArtifactsStore)},
 		{"purge the artifacts", coordAdmin, jsRequest(func(n bus.Names) string { return "$JS.API.STREAM.PURGE." + bus.ObjectStream(n.ArtifactsStore()) }, `{"filter":"$O.nothing.>"}`)},
+		{"ack its own notifier's events", readersRole, func(_ context.Context, s *secured, nc *nats.Conn, _ jetstream.JetStream, me bus.Identity) error {
+			return nc.Publish("$JS.ACK."+s.names.EventsStream()+"."+s.names.NotifyConsumer(me.Name)+".1.1.1.1.0", nil)
+		}},
+		{"ack another user's notifier's events", coordAdmin, publish("$JS.ACK." + n.EventsStream() + "." + n.NotifyConsumer("mallory") + ".1.1.1.1.0")},
 		{"delete the events stream", adminOnly, jsRequest(func(n bus.Names) string { return "$JS.API.STREAM.DELETE.NOT_" + n.EventsStream() }, "")},
 	}
 	for _, v := range auth.Verbs() {

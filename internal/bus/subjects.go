@@ -68,6 +68,20 @@ func (n Names) TaskFilter(kind, pool string) string {
 	return fmt.Sprintf("%s.task.%s.%s.>", n.Prefix, kind, pool)
 }
 
+// ParseTaskFilter is TaskFilter's inverse: the kind and pool a worker consumer's filter
+// names.
+func (n Names) ParseTaskFilter(filter string) (kind, pool string, ok bool) {
+	rest, ok := strings.CutPrefix(filter, n.Prefix+".task.")
+	if !ok {
+		return "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 || parts[2] != ">" || parts[0] == "" || parts[1] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
 // RunTasks matches every queued task of one run, for the cancel purge.
 func (n Names) RunTasks(run string) string { return fmt.Sprintf("%s.task.*.*.%s", n.Prefix, run) }
 
@@ -152,6 +166,10 @@ func (n Names) ParseAPI(subject string) (verb string, caller Identity, ok bool) 
 	}
 	return parts[0], Identity{Role: parts[1], Name: parts[2]}, true
 }
+
+// NotifyConsumer is the events consumer of a user's `sluice notify` (shared by every
+// notifier with that user's credentials).
+func (n Names) NotifyConsumer(user string) string { return "notify-" + user }
 
 // WorkerConsumer is the durable pull consumer shared by every worker of (kind, pool).
 func (n Names) WorkerConsumer(kind, pool string) string {

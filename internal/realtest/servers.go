@@ -207,6 +207,31 @@ func (p *Prometheus) instant(q string) (float64, bool) {
 	return v, err == nil
 }
 
+// Query runs an instant query and returns how many series it gave; an invalid query, or
+// one Prometheus fails to run, is an error naming why.
+func (p *Prometheus) Query(q string) (int, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, fmt.Errorf("query %s: %s: %w", q, resp.Status, err)
+	}
+	if r.Status != "success" {
+		return 0, fmt.Errorf("query %s: %s", q, r.Error)
+	}
+	return len(r.Data.Result), nil
+}
+
 // WaitSamples waits until Prometheus holds at least n samples of the series q selects, so a
 // test's queries over a window see data.
 func (p *Prometheus) WaitSamples(t testing.TB, q string, n int) {

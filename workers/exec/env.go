@@ -67,6 +67,11 @@ func TaskEnv(t *sluicev1.Task, c EnvConfig) (env, secrets []string, err error) {
 	vars["SLUICE_SHARD_COUNT"] = strconv.Itoa(int(max(t.GetShardCount(), 1)))
 	vars["SLUICE_PIPELINE"] = t.GetPipeline()
 	vars["SLUICE_REF"] = t.GetRef()
+	if tp := t.GetTraceparent(); tp != "" {
+		// W3C trace context, as OpenTelemetry's env carriers read it: a step's spans join the
+		// task's span in the run's trace.
+		vars["TRACEPARENT"] = tp
+	}
 
 	env = make([]string, 0, len(vars))
 	for k, v := range vars {

@@ -29,6 +29,7 @@ func TestTaskEnvIsClean(t *testing.T) {
 	t.Setenv("DB_PASSWORD", "pa55word")
 	task := testTask()
 	task.Spec.Secrets = []string{"DB_PASSWORD"}
+	task.Traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 	home, tmp, cache := t.TempDir(), t.TempDir(), t.TempDir()
 	env, secrets, err := TaskEnv(task, EnvConfig{Path: "/usr/bin:/bin", Home: home, TmpDir: tmp, CacheHome: cache, Secrets: map[string]string{"DB_PASSWORD": "pa55word"}})
 	if err != nil {
@@ -57,6 +58,7 @@ func TestTaskEnvIsClean(t *testing.T) {
 		"SLUICE_REF":    "main",
 		"FROM_PIPELINE": "p", "FROM_STAGE": "s", "OVERRIDDEN": "stage",
 		"DB_PASSWORD": "pa55word",
+		"TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 	}
 	for k, v := range want {
 		if got[k] != v {

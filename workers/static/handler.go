@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/sluice-ci/sluice/governance"
+	"github.com/sluice-ci/sluice/internal/version"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 )
@@ -33,9 +34,9 @@ const (
 // thousands of them still fits a NATS message; the SARIF artifact has them all.
 const MaxResultFindings = 200
 
-// Register installs the zero Handler for the static kind.
+// Register installs the static kind's Handler, its SARIF logs naming this Sluice's version.
 func Register(r *workers.Registry) {
-	r.Register(sluicev1.StageKind_STAGE_KIND_STATIC, Handler{})
+	r.Register(sluicev1.StageKind_STAGE_KIND_STATIC, Handler{Version: version.String()})
 }
 
 // Handler runs static stages. The zero value is ready to use.

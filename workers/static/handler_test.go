@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/prototext"
 
+	"github.com/sluice-ci/sluice/internal/version"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
 	"github.com/sluice-ci/sluice/workers/static"
@@ -27,7 +28,7 @@ type fleet struct {
 func startFleet(t *testing.T) *fleet {
 	t.Helper()
 	reg := workers.NewRegistry()
-	reg.Register(kind, static.Handler{Version: "test"})
+	static.Register(reg)
 	return &fleet{workertest.Start(t, reg, kind)}
 }
 
@@ -109,6 +110,11 @@ func TestGovernanceStageFails(t *testing.T) {
 	var log struct {
 		Version string `json:"version"`
 		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Version string `json:"version"`
+				} `json:"driver"`
+			} `json:"tool"`
 			Results []struct {
 				RuleID string `json:"ruleId"`
 			} `json:"results"`
@@ -117,6 +123,8 @@ func TestGovernanceStageFails(t *testing.T) {
 	sarif := f.Object(t, sarifRef)
 	if err := json.Unmarshal(sarif, &log); err != nil || log.Version != "2.1.0" || len(log.Runs) != 1 || len(log.Runs[0].Results) != 3 {
 		t.Errorf("SARIF artifact: %v %+v", err, log)
+	} else if v := log.Runs[0].Tool.Driver.Version; v != version.String() {
+		t.Errorf("SARIF tool.driver.version %q, want this Sluice's %q", v, version.String())
 	}
 	junit := f.Object(t, arts[static.JUnitArtifact])
 	if !bytes.Contains(junit, []byte(`<testsuite name="GOV-003" tests="1" failures="1"`)) {
