@@ -22,6 +22,8 @@ type runCache struct {
 	// outlives the run's active entry: a finished run's state, seen again through the
 	// watcher, must not have its events published a second time.
 	events map[string]int64
+	// watchers are told when a run's state changes (key "": any run's); see watch.
+	watchers map[string]map[chan struct{}]struct{}
 }
 
 type cached struct {
@@ -35,7 +37,8 @@ type cached struct {
 }
 
 func newRunCache() *runCache {
-	return &runCache{active: map[string]*cached{}, summaries: map[string]*sluicev1.RunSummary{}, events: map[string]int64{}}
+	return &runCache{active: map[string]*cached{}, summaries: map[string]*sluicev1.RunSummary{}, events: map[string]int64{},
+		watchers: map[string]map[chan struct{}]struct{}{}}
 }
 
 func (rc *runCache) get(run string) (*sluicev1.RunState, uint64, bool) {
@@ -58,6 +61,7 @@ func (rc *runCache) put(run string, st *sluicev1.RunState, rev uint64) {
 		return
 	}
 	rc.summaries[run] = decide.Summary(st)
+	rc.notify(run)
 	if st.GetStatus().Terminal() && (len(st.GetOutbox()) == 0 || rc.events[run] >= st.GetEventSeq()) {
 		delete(rc.active, run)
 		return
@@ -89,6 +93,7 @@ func (rc *runCache) invalidate(run string) {
 func (rc *runCache) remove(run string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	rc.notify(run)
 	delete(rc.active, run)
 	delete(rc.summaries, run)
 	delete(rc.events, run)
@@ -212,4 +217,37 @@ func (rc *runCache) list(pipeline string, limit int) []*sluicev1.RunSummary {
 		out = out[:limit]
 	}
 	return out
+}
+
+// watch returns a channel that receives (at most one pending signal) when the state of run
+// changes, or of any run when run is ""; stop ends it. The dashboard's live pages use it: it
+// hears this coordinator's decisions and, through the KV watcher, its peers'.
+func (rc *runCache) watch(run string) (changed <-chan struct{}, stop func()) {
+	ch := make(chan struct{}, 1)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.watchers[run] == nil {
+		rc.watchers[run] = map[chan struct{}]struct{}{}
+	}
+	rc.watchers[run][ch] = struct{}{}
+	return ch, func() {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		delete(rc.watchers[run], ch)
+		if len(rc.watchers[run]) == 0 {
+			delete(rc.watchers, run)
+		}
+	}
+}
+
+// notify signals the watchers of run and of every run; rc.mu is held.
+func (rc *runCache) notify(run string) {
+	for _, key := range []string{run, ""} {
+		for ch := range rc.watchers[key] {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
 }

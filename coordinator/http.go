@@ -97,6 +97,10 @@ func (c *Coordinator) Handler() http.Handler {
 		st, err := c.RollbackRun(r.Context(), who, r.PathValue("id"), req.GetReason())
 		writeProto(w, &sluicev1.RollbackRunResponse{Run: st}, err)
 	}))
+	mux.HandleFunc("GET /api/v1/watch", c.reader(auth.VerbList, c.watchRuns))
+	mux.HandleFunc("GET /api/v1/runs/{id}/watch", c.reader(auth.VerbGet, c.watchRun))
+	mux.HandleFunc("GET /api/v1/runs/{id}/logs/{stage}", c.reader(auth.VerbGet, c.serveLogs))
+	mux.HandleFunc("GET /dashboard.js", serveDashboardJS)
 	mux.HandleFunc("GET /{$}", c.reader(auth.VerbList, func(w http.ResponseWriter, r *http.Request) {
 		c.renderDashboard(w, r, "")
 	}))
@@ -163,7 +167,8 @@ func (c *Coordinator) serveHTTP(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("HTTP API: listen on %s: %w", c.cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Requests end with the coordinator: the dashboard's event streams would hold Shutdown.
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	c.log.Info("HTTP API and dashboard", "url", "http://"+ln.Addr().String())
@@ -331,10 +336,12 @@ type dashboardData struct {
 	Runs []*sluicev1.RunSummary
 	Run  *sluicev1.RunState
 	Err  string
+	// Auth: the fleet checks tokens, so the run page offers its buttons.
+	Auth bool
 }
 
 func (c *Coordinator) renderDashboard(w http.ResponseWriter, r *http.Request, id string) {
-	data := dashboardData{}
+	data := dashboardData{Auth: c.cfg.Auth != nil}
 	if id == "" {
 		data.Runs = c.ListRuns(&sluicev1.ListRunsRequest{Limit: 100})
 	} else {
@@ -348,6 +355,8 @@ func (c *Coordinator) renderDashboard(w http.ResponseWriter, r *http.Request, id
 		data.Run = st
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Only the dashboard's own script runs, and it talks only to this origin.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'")
 	if err := dashboard.Execute(w, data); err != nil {
 		c.log.Warn("render dashboard", "err", err)
 	}
