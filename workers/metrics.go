@@ -100,12 +100,12 @@ func (m *workerMetrics) took(task *sluicev1.Task) func(res *sluicev1.Result) {
 	g := m.inFlight.WithLabelValues(kind)
 	g.Inc()
 	return func(res *sluicev1.Result) {
-		g.Dec()
-		if res == nil {
-			return
+		// Counted before it leaves the in-flight gauge, so a scrape never misses it.
+		if res != nil {
+			outcome := res.GetOutcome().Short()
+			m.tasks.WithLabelValues(kind, outcome).Inc()
+			m.duration.WithLabelValues(kind, outcome).Observe(time.Since(start).Seconds())
 		}
-		outcome := res.GetOutcome().Short()
-		m.tasks.WithLabelValues(kind, outcome).Inc()
-		m.duration.WithLabelValues(kind, outcome).Observe(time.Since(start).Seconds())
+		g.Dec()
 	}
 }

@@ -1,12 +1,16 @@
 package workers
 
 import (
+	"errors"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sluice-ci/sluice/internal/version"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -52,7 +56,8 @@ func TestMetricsCountTasksByKindAndOutcome(t *testing.T) {
 	var got map[string]float64
 	waitFor(t, "both tasks counted", func() bool {
 		got = gathered(t, reg)
-		return got[MetricInFlight+",kind=static,pool=default"] == 0 && got[MetricTaskDuration+",kind=static,outcome=failed,pool=default"] == 1
+		return got[MetricTasks+",kind=static,outcome=passed,pool=default"]+got[MetricTasks+",kind=static,outcome=failed,pool=default"] == 2 &&
+			got[MetricInFlight+",kind=static,pool=default"] == 0
 	})
 	for key, want := range map[string]float64{
 		MetricTasks + ",kind=static,outcome=passed,pool=default":        1,
@@ -60,6 +65,7 @@ func TestMetricsCountTasksByKindAndOutcome(t *testing.T) {
 		MetricTaskDuration + ",kind=static,outcome=passed,pool=default": 1,
 		MetricSlots + ",kind=static,pool=default":                       2,
 		MetricTaskWait + ",kind=static,pool=default":                    2,
+		MetricInFlight + ",kind=static,pool=default":                    0,
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", key, got[key], want, got)
@@ -84,5 +90,30 @@ func TestMetricsOfWorkersSharingARegistry(t *testing.T) {
 		if got[key] != 3 {
 			t.Errorf("%s = %v, want 3 (all: %v)", key, got[key], got)
 		}
+	}
+}
+
+// A worker announces itself in the workers bucket while it runs (its kind, pool, slots and
+// tasks in flight) and removes itself when it stops.
+func TestHeartbeatWhileRunning(t *testing.T) {
+	h := newHarness(t)
+	w := h.start(t, Config{ID: "w1", Concurrency: 3})
+	kv, err := h.env.JS.KeyValue(t.Context(), h.names.WorkersBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without credentials the worker is known by its id.
+	key := h.names.WorkerKey("static", "w1", "w1")
+	var info sluicev1.WorkerInfo
+	waitFor(t, "the heartbeat", func() bool {
+		e, err := kv.Get(t.Context(), key)
+		return err == nil && proto.Unmarshal(e.Value(), &info) == nil
+	})
+	if info.GetId() != "w1" || info.GetKind() != static || info.GetPool() != DefaultPool || info.GetSlots() != 3 || info.GetVersion() != version.String() {
+		t.Errorf("heartbeat %v", &info)
+	}
+	w.stop(t)
+	if _, err := kv.Get(t.Context(), key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("after the worker stopped, its heartbeat: %v; want it gone", err)
 	}
 }

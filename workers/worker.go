@@ -289,6 +289,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	w.log.Info("worker serving", "kinds", w.kindList(), "concurrency", w.c.Concurrency)
+	var heartbeat sync.WaitGroup
+	heartbeat.Go(func() { w.announce(pullCtx) })
+	defer func() {
+		stopPulling(nil)
+		heartbeat.Wait()
+	}()
 
 	allDone := make(chan struct{})
 	var reaper sync.WaitGroup

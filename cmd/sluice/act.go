@@ -20,7 +20,8 @@ cancelling one that already passed or failed is a conflict (exit 1). The run rec
 principal of your credentials (--creds) as the one who cancelled it.`,
 		Example: `  sluice cancel 01JD3K5W7N8Q2R4T6V8X0Z2B4D
   sluice cancel 01JD3K5W7N8Q2R4T6V8X0Z2B4D --reason "superseded by a newer push"`,
-		Args: exactArgs("ID"),
+		Args:              exactArgs("ID"),
+		ValidArgsFunction: completeRun(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.act(cmd, "cancel", args[0], func(c *conn, ctx context.Context) (*sluicev1.RunState, error) {
 				return c.api.Cancel(ctx, args[0], reason)
@@ -43,8 +44,9 @@ The approver recorded in the run and in the stage.approved event is the principa
 credentials (--creds), never a name you type: on a fleet with authentication the server lets
 each user call the run API only under its own name. A stage with 'approval: {by: [...]}'
 accepts only the principals, roles or policy groups it names; anyone else is refused.`,
-		Example: `  sluice approve 01JD3K5W7N8Q2R4T6V8X0Z2B4D production --creds ~/.sluice/approver-alice.creds`,
-		Args:    exactArgs("ID", "STAGE"),
+		Example:           `  sluice approve 01JD3K5W7N8Q2R4T6V8X0Z2B4D production --creds ~/.sluice/approver-alice.creds`,
+		Args:              exactArgs("ID", "STAGE"),
+		ValidArgsFunction: completeRunThenStage(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.act(cmd, "approve", args[0], func(c *conn, ctx context.Context) (*sluicev1.RunState, error) {
 				return c.api.Approve(ctx, args[0], args[1])
@@ -63,8 +65,9 @@ func newRollbackCmd(a *app) *cobra.Command {
 (and tears the canary down when the pipeline says so), and the rollout stage fails with
 your reason. The run records the principal of your credentials as the one who asked, and
 the rollback leaves signed evidence (see 'sluice evidence verify').`,
-		Example: `  sluice rollback 01JD3K5W7N8Q2R4T6V8X0Z2B4D --reason "checkout errors in the canary"`,
-		Args:    exactArgs("ID"),
+		Example:           `  sluice rollback 01JD3K5W7N8Q2R4T6V8X0Z2B4D --reason "checkout errors in the canary"`,
+		Args:              exactArgs("ID"),
+		ValidArgsFunction: completeRun(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.act(cmd, "rollback", args[0], func(c *conn, ctx context.Context) (*sluicev1.RunState, error) {
 				return c.api.Rollback(ctx, args[0], reason)

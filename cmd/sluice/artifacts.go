@@ -32,15 +32,21 @@ verification reports. 'artifacts list' shows them, 'artifacts get' downloads one
 }
 
 func newArtifactsListCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var out output
+	cmd := &cobra.Command{
 		Use:   "list ID [STAGE]",
 		Short: "List the artifacts of a run, or of one stage",
 		Long: `List the artifacts the run's stages stored: stage, name, size and content type. Download one
-with 'sluice artifacts get ID STAGE NAME'.`,
+with 'sluice artifacts get ID STAGE NAME'. -o json or yaml prints each ArtifactRef with its
+stage.`,
 		Example: `  sluice artifacts list 01JD3K5W7N8Q2R4T6V8X0Z2B4D
-  sluice artifacts list 01JD3K5W7N8Q2R4T6V8X0Z2B4D e2e`,
-		Args: cobra.RangeArgs(1, 2),
+  sluice artifacts list 01JD3K5W7N8Q2R4T6V8X0Z2B4D e2e -o json`,
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: completeRunThenStage(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(cmd); err != nil {
+				return err
+			}
 			c, err := a.connect(cmd.Context(), "sluice artifacts list")
 			if err != nil {
 				return err
@@ -51,7 +57,9 @@ with 'sluice artifacts get ID STAGE NAME'.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "STAGE\tNAME\tSIZE\tTYPE")
+			if out.table() {
+				fmt.Fprintln(tw, "STAGE\tNAME\tSIZE\tTYPE")
+			}
 			n := 0
 			for _, s := range run.GetStages() {
 				if len(args) == 2 && s.GetName() != args[1] {
@@ -59,6 +67,15 @@ with 'sluice artifacts get ID STAGE NAME'.`,
 				}
 				for _, ref := range s.GetArtifacts() {
 					n++
+					if !out.table() {
+						if err := out.writeValue(a.stdout, map[string]any{
+							"stage": s.GetName(), "name": ref.GetName(), "object": ref.GetObject(), "contentType": ref.GetContentType(),
+							"size": ref.GetSize(), "digest": ref.GetDigest(),
+						}); err != nil {
+							return err
+						}
+						continue
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", s.GetName(), ref.GetName(), ref.GetSize(), ref.GetContentType())
 				}
 			}
@@ -71,6 +88,8 @@ with 'sluice artifacts get ID STAGE NAME'.`,
 			return nil
 		},
 	}
+	addOutputFlag(cmd, &out, "artifact")
+	return cmd
 }
 
 func newArtifactsGetCmd(a *app) *cobra.Command {
@@ -82,7 +101,8 @@ func newArtifactsGetCmd(a *app) *cobra.Command {
 directory (-o DIR/), or to standard output.`,
 		Example: `  sluice artifacts get 01JD3K5W7N8Q2R4T6V8X0Z2B4D governance governance.sarif -o report.sarif
   sluice artifacts get 01JD3K5W7N8Q2R4T6V8X0Z2B4D e2e screenshots/login.yaml/step-3.png -o shots/`,
-		Args: exactArgs("ID", "STAGE", "NAME"),
+		Args:              exactArgs("ID", "STAGE", "NAME"),
+		ValidArgsFunction: completeRunThenStage(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, stage, name := args[0], args[1], args[2]
 			c, err := a.connect(cmd.Context(), "sluice artifacts get")

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,7 +22,7 @@ type eventsOptions struct {
 	typ      string
 	pipeline string
 	run      string
-	asJSON   bool
+	out      output
 	key      string
 }
 
@@ -37,8 +37,8 @@ stage.failed, stage.retrying, stage.skipped, stage.cancelled, stage.waiting_appr
 stage.approved (and the rollout events of traffic-shift stages).
 
 Without --follow it prints the events stored now and exits; with --follow it then keeps
-printing new ones until Ctrl-C. --type, --pipeline and --run narrow the subjects read
-(--type also takes a family: 'stage.*', 'rollout.*'). --json prints one protojson Event per line, with
+printing new ones until Ctrl-C, or with --run until that run has ended. --type, --pipeline and --run narrow the subjects read
+(--type also takes a family: 'stage.*', 'rollout.*'). -o json prints one protojson Event per line (-o yaml a YAML document each), with
 its type and stage as fields, for jq and log shippers.
 
 Other systems subscribe to the same stream directly: subjects are
@@ -54,9 +54,12 @@ can be made to store a copy of a message on any subject (a JetStream read answer
 		Example: `  sluice events
   sluice events --follow --type stage.failed
   sluice events --pipeline hello --run 01JD3K5W7N8Q2R4T6V8X0Z2B4D
-  sluice events --follow --json | jq -c 'select(.type == "run.failed")'`,
+  sluice events --follow -o json | jq -c 'select(.type == "run.failed")'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.out.check(cmd); err != nil {
+				return err
+			}
 			for flag, v := range map[string]string{"--pipeline": o.pipeline, "--run": o.run} {
 				if v != "" && !subjectToken.MatchString(v) {
 					return usageErrorf(cmd, "%s %q: pipeline names and run ids are letters, digits, '-' and '_' (no NATS wildcards or dots; leave it out for all)", flag, v)
@@ -81,6 +84,11 @@ can be made to store a copy of a message on any subject (a JetStream read answer
 					return usageError(cmd, fmt.Errorf("--key %s: %w", o.key, err))
 				}
 			}
+			if o.follow && o.run != "" {
+				var stop context.CancelFunc
+				ctx, stop = untilRunEnds(ctx, c, o.run)
+				defer stop()
+			}
 			filter := eventsFilter(c, o)
 			err = readStream(ctx, c, c.names.EventsStream(), filter, o.follow, func(m jetstream.Msg) error {
 				var ev sluicev1.Event
@@ -94,24 +102,24 @@ can be made to store a copy of a message on any subject (a JetStream read answer
 						return nil
 					}
 				}
-				if o.asJSON {
-					return writeJSON(a.stdout, &ev)
+				if !o.out.table() {
+					return o.out.write(a.stdout, &ev)
 				}
 				writeEventLine(a.stdout, &ev)
 				return nil
 			})
-			if o.follow && errors.Is(err, ctx.Err()) {
+			if o.follow && followEnded(ctx, err) {
 				return nil
 			}
 			return err
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&o.follow, "follow", false, "keep printing new events until Ctrl-C")
+	f.BoolVar(&o.follow, "follow", false, "keep printing new events until Ctrl-C (with --run: until the run ends)")
 	f.StringVar(&o.typ, "type", "", "only events of this type, e.g. stage.failed or 'stage.*'")
 	f.StringVar(&o.pipeline, "pipeline", "", "only events of this pipeline")
 	f.StringVar(&o.run, "run", "", "only events of this run")
-	f.BoolVar(&o.asJSON, "json", false, "one protojson Event per line")
+	addOutputFlag(cmd, &o.out, "Event")
 	f.StringVar(&o.key, "key", "", "the fleet's evidence.pub: check the signed events and the subject of every event")
 	return cmd
 }

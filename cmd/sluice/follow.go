@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -169,4 +171,54 @@ func (t *tailBuffer) Lines() ([]string, int) {
 		t.partial.Reset()
 	}
 	return t.lines, t.dropped
+}
+
+// errRunEnded ends a --follow whose run has ended.
+var errRunEnded = errors.New("the run ended")
+
+// runEndPoll is how often a --follow of one run checks whether the run has ended, and
+// runEndGrace how long it then still reads, for what the end's last publishes carry.
+const (
+	runEndPoll  = time.Second
+	runEndGrace = time.Second
+)
+
+// untilRunEnds is ctx, ended with errRunEnded as its cause runEndGrace after the run is
+// seen finished. stop releases it.
+func untilRunEnds(ctx context.Context, c *conn, run string) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(runEndPoll)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			actx, acancel := c.apiCtx(ctx)
+			st, err := c.api.Get(actx, run)
+			acancel()
+			if err == nil && st.GetStatus().Terminal() {
+				select {
+				case <-time.After(runEndGrace):
+					cancel(errRunEnded)
+				case <-ctx.Done():
+				}
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		cancel(context.Canceled)
+		<-done
+	}
+}
+
+// followEnded reports whether err is how a --follow ends on purpose: Ctrl-C, or its run
+// ended.
+func followEnded(ctx context.Context, err error) bool {
+	return err != nil && (errors.Is(context.Cause(ctx), errRunEnded) || errors.Is(err, context.Canceled))
 }

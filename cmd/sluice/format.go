@@ -9,9 +9,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"gopkg.in/yaml.v3"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
@@ -92,4 +94,69 @@ func oneLine(s string) string {
 		s = s[:i] + " ..."
 	}
 	return s
+}
+
+// output is a command's -o: a table for people (the default), or json or yaml for scripts.
+// Records print as one document; lists as one document per item (JSON Lines, YAML documents
+// separated by ---), so a long list streams and `jq` reads it as it comes.
+type output struct {
+	format string
+	json   bool // the older --json, kept as a hidden alias of -o json
+}
+
+func addOutputFlag(cmd *cobra.Command, o *output, what string) {
+	cmd.Flags().StringVarP(&o.format, "output", "o", "table", "table, json (protojson "+what+", one per line) or yaml")
+	cmd.Flags().BoolVar(&o.json, "json", false, "same as -o json")
+	_ = cmd.Flags().MarkHidden("json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// check resolves --json and refuses an unknown format.
+func (o *output) check(cmd *cobra.Command) error {
+	if o.json {
+		if cmd.Flags().Changed("output") && o.format != "json" {
+			return usageErrorf(cmd, "--json and -o %s disagree: pass one", o.format)
+		}
+		o.format = "json"
+	}
+	switch o.format {
+	case "table", "json", "yaml":
+		return nil
+	}
+	return usageErrorf(cmd, "-o %q: want table, json or yaml", o.format)
+}
+
+func (o output) table() bool { return o.format == "table" }
+
+// write prints m as one json or yaml document.
+func (o output) write(w io.Writer, m proto.Message) error {
+	if o.format != "yaml" {
+		return writeJSON(w, m)
+	}
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	return writeYAML(w, doc)
+}
+
+// writeValue prints a plain value (not a protobuf message) as one json or yaml document.
+func (o output) writeValue(w io.Writer, v any) error {
+	if o.format == "yaml" {
+		return writeYAML(w, v)
+	}
+	return json.NewEncoder(w).Encode(v)
+}
+
+func writeYAML(w io.Writer, v any) error {
+	out, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode YAML: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "---\n%s", out)
+	return err
 }

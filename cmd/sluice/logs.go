@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,13 +22,14 @@ func newLogsCmd(a *app) *cobra.Command {
 		Long: `Print what a stage's commands wrote (stdout and stderr, interleaved as they happened) and
 the worker's own lines about it, from the logs stream. Every attempt is printed, each after
 an "--- attempt N" line when there are several; --attempt picks one. --follow keeps printing
-new output until Ctrl-C.
+new output until the run ends (or Ctrl-C).
 
 Logs are kept for a limited time and size (7 days and 1 GiB by default).`,
 		Example: `  sluice logs 01JD3K5W7N8Q2R4T6V8X0Z2B4D test
   sluice logs 01JD3K5W7N8Q2R4T6V8X0Z2B4D test --attempt 2
   sluice logs 01JD3K5W7N8Q2R4T6V8X0Z2B4D e2e --follow`,
-		Args: exactArgs("ID", "STAGE"),
+		Args:              exactArgs("ID", "STAGE"),
+		ValidArgsFunction: completeRunThenStage(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, stage := args[0], args[1]
 			ctx := cmd.Context()
@@ -39,6 +40,11 @@ Logs are kept for a limited time and size (7 days and 1 GiB by default).`,
 			defer c.Close()
 			var printed bool
 			var last struct{ attempt, shard int32 }
+			if follow {
+				var stop context.CancelFunc
+				ctx, stop = untilRunEnds(ctx, c, id)
+				defer stop()
+			}
 			err = readStream(ctx, c, c.names.LogsStream(), c.names.Log(id, stage), follow, func(m jetstream.Msg) error {
 				var chunk sluicev1.LogChunk
 				if err := proto.Unmarshal(m.Data(), &chunk); err != nil {
@@ -61,7 +67,7 @@ Logs are kept for a limited time and size (7 days and 1 GiB by default).`,
 				return err
 			})
 			if err != nil {
-				if follow && errors.Is(err, ctx.Err()) {
+				if follow && followEnded(ctx, err) {
 					return nil
 				}
 				return err
@@ -73,6 +79,6 @@ Logs are kept for a limited time and size (7 days and 1 GiB by default).`,
 		},
 	}
 	cmd.Flags().Int32Var(&attempt, "attempt", 0, "only this attempt (default: all)")
-	cmd.Flags().BoolVar(&follow, "follow", false, "keep printing new output until Ctrl-C")
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep printing new output until the run ends")
 	return cmd
 }

@@ -105,6 +105,7 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newEvidenceCmd(a),
 		newHealthcheckCmd(a),
 		newBenchCmd(a),
+		newWorkersCmd(a),
 		newNotifyCmd(a),
 		newVersionCmd(a),
 	)

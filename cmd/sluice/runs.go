@@ -19,7 +19,7 @@ for one run's stages, statuses, attempts and durations.`,
 		Example: `  sluice runs list
   sluice runs list --pipeline hello --limit 5
   sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D
-  sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D --json | jq '.stages[] | {name, status}'`,
+  sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D -o json | jq '.stages[] | {name, status}'`,
 		Args: noArgs,
 		RunE: showHelp,
 	}
@@ -31,18 +31,22 @@ func newRunsListCmd(a *app) *cobra.Command {
 	var (
 		pipeline string
 		limit    int32
-		asJSON   bool
+		out      output
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List recent runs, newest first",
 		Long: `List recent runs, newest first: id, pipeline, status, ref, stage counts and when each
-was created. --json prints one protojson RunSummary per line instead.`,
+was created. -o json prints one protojson RunSummary per line instead, -o yaml one YAML
+document per run.`,
 		Example: `  sluice runs list
   sluice runs list --pipeline hello --limit 5
-  sluice runs list --json | jq -r 'select(.status == "RUN_STATUS_FAILED") | .id'`,
+  sluice runs list -o json | jq -r 'select(.status == "RUN_STATUS_FAILED") | .id'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(cmd); err != nil {
+				return err
+			}
 			if limit < 0 {
 				return usageErrorf(cmd, "--limit %d: must be 0 (the coordinator's default) or more", limit)
 			}
@@ -57,9 +61,9 @@ was created. --json prints one protojson RunSummary per line instead.`,
 			if err = c.explain(ctx, err); err != nil {
 				return fmt.Errorf("list runs: %w", err)
 			}
-			if asJSON {
+			if !out.table() {
 				for _, r := range runs {
-					if err := writeJSON(a.stdout, r); err != nil {
+					if err := out.write(a.stdout, r); err != nil {
 						return err
 					}
 				}
@@ -87,22 +91,26 @@ was created. --json prints one protojson RunSummary per line instead.`,
 	}
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "only runs of this pipeline")
 	cmd.Flags().Int32Var(&limit, "limit", 20, "at most this many runs")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "one protojson RunSummary per line")
+	addOutputFlag(cmd, &out, "RunSummary")
 	return cmd
 }
 
 func newRunsShowCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var out output
 	cmd := &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one run: its status and every stage",
 		Long: `Show one run: pipeline, status, ref, source and timing, then a line per stage with its
-kind, status, attempt, duration and message. --json prints the whole RunState as protojson,
-spec and per-shard detail included.`,
+kind, status, attempt, duration and message. -o json prints the whole RunState as protojson
+(-o yaml as YAML), spec and per-shard detail included.`,
 		Example: `  sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D
-  sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D --json`,
-		Args: exactArgs("ID"),
+  sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D -o yaml`,
+		Args:              exactArgs("ID"),
+		ValidArgsFunction: completeRun(a),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := out.check(cmd); err != nil {
+				return err
+			}
 			c, err := a.connect(cmd.Context(), "sluice runs show")
 			if err != nil {
 				return err
@@ -112,13 +120,13 @@ spec and per-shard detail included.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(a.stdout, run)
+			if !out.table() {
+				return out.write(a.stdout, run)
 			}
 			return writeRun(a, run)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the RunState as protojson")
+	addOutputFlag(cmd, &out, "RunState")
 	return cmd
 }
 

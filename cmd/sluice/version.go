@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 
@@ -11,7 +10,7 @@ import (
 )
 
 func newVersionCmd(a *app) *cobra.Command {
-	var asJSON bool
+	var out output
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print this binary's version",
@@ -20,11 +19,14 @@ recorded it), with the Go version and platform. The same version is in the run A
 service's info (nats micro info sluice-runs), in every SARIF log's tool.driver.version and
 in 'sluice worker' and 'sluice coordinator' start-up logs.`,
 		Example: `  sluice version
-  sluice version --json | jq -r .version`,
+  sluice version -o json | jq -r .version`,
 		Args: noArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if asJSON {
-				return json.NewEncoder(a.stdout).Encode(map[string]string{
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := out.check(cmd); err != nil {
+				return err
+			}
+			if !out.table() {
+				return out.writeValue(a.stdout, map[string]string{
 					"version": version.String(), "release": version.Release, "commit": version.Commit(),
 					"go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH,
 				})
@@ -33,6 +35,6 @@ in 'sluice worker' and 'sluice coordinator' start-up logs.`,
 			return err
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: version, release, commit, go, platform")
+	addOutputFlag(cmd, &out, "version, release, commit, go, platform")
 	return cmd
 }

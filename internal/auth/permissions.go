@@ -91,6 +91,8 @@ func (p *perms) worker(r Role, kind string, n bus.Names) {
 	)
 	p.objectRead(n.SourcesStore())
 	p.objectWrite(n.ArtifactsStore())
+	// Its heartbeat, under its kind and its own user name only.
+	p.pub("$KV." + n.WorkersBucket() + "." + n.WorkerKey(kind, tmplName, "*"))
 	if kind == "test" {
 		// Test durations for balanced shards, and the split every shard of an attempt uses.
 		kv := bus.KVStream(n.TimingsBucket())
@@ -113,11 +115,20 @@ func (p *perms) client(r Role, n bus.Names) {
 			js("CONSUMER", "INFO", s, "*"), js("CONSUMER", "DELETE", s, "*"))
 	}
 	p.objectRead(n.ArtifactsStore())
+	p.kvRead(n.WorkersBucket())
 	// Acks of its own notifier's consumer (sluice notify), not of anyone else's.
 	p.pub("$JS.ACK." + n.EventsStream() + "." + n.NotifyConsumer(tmplName) + ".>")
 	if r == RoleSubmitter {
 		p.objectWrite(n.SourcesStore())
 	}
+}
+
+// kvRead allows reading a KV bucket: its info, a key, and its keys through a watch.
+func (p *perms) kvRead(bucket string) {
+	s := bus.KVStream(bucket)
+	p.pub(js("STREAM", "INFO", s), js("DIRECT", "GET", s, ">"),
+		js("CONSUMER", "CREATE", s), js("CONSUMER", "CREATE", s, ">"), js("CONSUMER", "DELETE", s, "*"),
+		"$JS.FC."+s+".>")
 }
 
 // objectRead allows getting objects of one store: their metadata by name, then their chunks

@@ -255,6 +255,23 @@ func actions() []action {
 		{"store an artifact", func(r auth.Role) bool { return isWorker(r) || coordAdmin(r) }, objPut(bus.Names.ArtifactsStore)},
 		{"read an artifact", readersRole, objGet(bus.Names.ArtifactsStore)},
 		{"purge the artifacts", coordAdmin, jsRequest(func(n bus.Names) string { return "$JS.API.STREAM.PURGE." + bus.ObjectStream(n.ArtifactsStore()) }, `{"filter":"$O.nothing.>"}`)},
+		{"write its own heartbeat", func(r auth.Role) bool { return isWorker(r) || r == auth.RoleAdmin },
+			func(_ context.Context, s *secured, nc *nats.Conn, _ jetstream.JetStream, me bus.Identity) error {
+				kind := strings.TrimPrefix(me.Role, "worker-")
+				return nc.Publish("$KV."+s.names.WorkersBucket()+"."+s.names.WorkerKey(kind, me.Name, "host-1"), nil)
+			}},
+		{"write another user's heartbeat", adminOnly, publish("$KV." + n.WorkersBucket() + "." + n.WorkerKey("static", "mallory", "host-1"))},
+		{"list the workers", readersRole, func(ctx context.Context, s *secured, _ *nats.Conn, js jetstream.JetStream, _ bus.Identity) error {
+			kv, err := js.KeyValue(ctx, s.names.WorkersBucket())
+			if err != nil {
+				return err
+			}
+			_, err = kv.Keys(ctx)
+			if errors.Is(err, jetstream.ErrNoKeysFound) {
+				return nil
+			}
+			return err
+		}},
 		{"ack its own notifier's events", readersRole, func(_ context.Context, s *secured, nc *nats.Conn, _ jetstream.JetStream, me bus.Identity) error {
 			return nc.Publish("$JS.ACK."+s.names.EventsStream()+"."+s.names.NotifyConsumer(me.Name)+".1.1.1.1.0", nil)
 		}},

@@ -52,6 +52,9 @@ const (
 	// RunsMarkerTTL is how long the runs bucket keeps the marker of an expired run, for
 	// watchers to forget it.
 	RunsMarkerTTL = time.Hour
+	// WorkersTTL is how long a worker's heartbeat outlives its last write: a worker writes
+	// every WorkersTTL/6, so one that is gone leaves the list within WorkersTTL.
+	WorkersTTL = 30 * time.Second
 	// LogsMaxChunksPerStage bounds the log chunks kept per stage (about 512 MiB of 32 KiB
 	// chunks); past it the stage's own oldest chunks go.
 	LogsMaxChunksPerStage = 16384
@@ -238,6 +241,7 @@ func (c Config) keyValueConfigs() []jetstream.KeyValueConfig {
 		{Bucket: n.RunsBucket(), Description: "Sluice run state (CAS on revision)", History: 1, LimitMarkerTTL: RunsMarkerTTL},
 		{Bucket: n.TimingsBucket(), Description: "Sluice per-test timings for shard balancing", History: 1, TTL: c.TimingsMaxAge},
 		{Bucket: n.LocksBucket(), Description: "Sluice environment locks", History: 1},
+		{Bucket: n.WorkersBucket(), Description: "Sluice workers' heartbeats (sluice workers list)", History: 1, TTL: WorkersTTL},
 		{Bucket: n.SecretsBucket(), Description: "Sluice coordinators' shared secrets (only coordinators may read it)", History: 1},
 	}
 	for i := range kvs {

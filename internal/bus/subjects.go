@@ -41,8 +41,12 @@ func (n Names) AdvisoryStream() string { return n.upper() + "_ADVISORIES" }
 func (n Names) RunsBucket() string     { return n.Prefix + "_runs" }
 func (n Names) TimingsBucket() string  { return n.Prefix + "_timings" }
 func (n Names) LocksBucket() string    { return n.Prefix + "_locks" }
+func (n Names) WorkersBucket() string  { return n.Prefix + "_workers" }
 func (n Names) SourcesStore() string   { return n.Prefix + "_sources" }
 func (n Names) ArtifactsStore() string { return n.Prefix + "_artifacts" }
+
+// WorkerKey is a worker's heartbeat key in WorkersBucket: <kind>.<user>.<id>.
+func (n Names) WorkerKey(kind, user, id string) string { return kind + "." + user + "." + id }
 
 // RunKey is the subject a run's state is written on (the KV put subject of RunsBucket).
 func (n Names) RunKey(run string) string { return "$KV." + n.RunsBucket() + "." + run }
