@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,6 +110,22 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 			}
 			st, err := c.RollbackRun(ctx, who, req.GetId(), req.GetReason())
 			return &sluicev1.RollbackRunResponse{Run: st}, err
+		},
+		auth.VerbRollout: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
+			var req sluicev1.RolloutRequest
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+			st, err := c.Rollout(ctx, who, &req)
+			return &sluicev1.RolloutResponse{Run: st}, err
+		},
+		auth.VerbRetry: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
+			var req sluicev1.RetryStageRequest
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+			st, err := c.RetryStage(ctx, who, req.GetId(), req.GetStage())
+			return &sluicev1.RetryStageResponse{Run: st}, err
 		},
 	}
 	for verb, fn := range endpoints {
@@ -344,6 +361,42 @@ func (c *Coordinator) CancelRun(ctx context.Context, who Caller, id, reason stri
 	return c.call(ctx, work{run: id, in: decide.CancelIn{Reason: reason, By: who.Principal()}})
 }
 
+// Rollout acts on a rollout in progress (promote, pause, resume, abort) for a caller whose
+// role may, and who may approve the stage when it names its approvers.
+func (c *Coordinator) Rollout(ctx context.Context, who Caller, req *sluicev1.RolloutRequest) (*sluicev1.RunState, error) {
+	if err := who.may(auth.VerbRollout); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(decide.RolloutActions, req.GetAction()) {
+		return nil, fmt.Errorf("%w: rollout action %q: want one of %s", ErrBadRequest, req.GetAction(), strings.Join(decide.RolloutActions, ", "))
+	}
+	st, err := c.GetRun(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	// Whoever may approve a rollout's steps may act on it.
+	for _, s := range st.GetSpec().GetStages() {
+		if s.GetRollout() != nil && (req.GetStage() == "" || req.GetStage() == s.GetName()) {
+			if err := c.mayApprove(who, st, s.GetName()); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c.call(ctx, work{run: req.GetId(), in: decide.RolloutCmd{Stage: req.GetStage(), Action: req.GetAction(), Reason: req.GetReason(), By: who.Principal()}})
+}
+
+// RetryStage runs a failed or cancelled stage of a finished run again, with the stages
+// after it.
+func (c *Coordinator) RetryStage(ctx context.Context, who Caller, id, stage string) (*sluicev1.RunState, error) {
+	if err := who.may(auth.VerbRetry); err != nil {
+		return nil, err
+	}
+	if _, err := c.GetRun(ctx, id); err != nil {
+		return nil, err
+	}
+	return c.call(ctx, work{run: id, in: decide.RetryIn{Stage: stage, By: who.Principal()}})
+}
+
 // ApproveStage releases a stage waiting for approval, or continues its rollout, when the
 // caller is one of those the stage names in approval.by.
 func (c *Coordinator) ApproveStage(ctx context.Context, who Caller, id, stage string) (*sluicev1.RunState, error) {
@@ -354,19 +407,27 @@ func (c *Coordinator) ApproveStage(ctx context.Context, who Caller, id, stage st
 	if err != nil {
 		return nil, err
 	}
+	if err := c.mayApprove(who, st, stage); err != nil {
+		return nil, err
+	}
+	return c.call(ctx, work{run: id, in: decide.ApproveIn{Stage: stage, By: who.Principal()}})
+}
+
+// mayApprove checks who against the approvers a stage names (approval.by), if it names any.
+func (c *Coordinator) mayApprove(who Caller, st *sluicev1.RunState, stage string) error {
 	for _, s := range st.GetSpec().GetStages() {
 		if s.GetName() != stage || len(s.GetApprovalBy()) == 0 {
 			continue
 		}
 		if who.Anonymous {
-			return nil, fmt.Errorf("%w: stage %s may be approved only by %s, and this fleet runs without authentication: every caller is anonymous (start it with --auth)",
+			return fmt.Errorf("%w: stage %s may be approved only by %s, and this fleet runs without authentication: every caller is anonymous (start it with --auth)",
 				ErrForbidden, stage, strings.Join(s.GetApprovalBy(), ", "))
 		}
 		if !c.policy().Matches(who.Principal(), s.GetApprovalBy()) {
-			return nil, fmt.Errorf("%w: stage %s may be approved only by %s, not by %s", ErrForbidden, stage, strings.Join(s.GetApprovalBy(), ", "), who.Principal())
+			return fmt.Errorf("%w: stage %s may be approved only by %s, not by %s", ErrForbidden, stage, strings.Join(s.GetApprovalBy(), ", "), who.Principal())
 		}
 	}
-	return c.call(ctx, work{run: id, in: decide.ApproveIn{Stage: stage, By: who.Principal()}})
+	return nil
 }
 
 // RollbackRun sends the canary traffic of the run's rollouts in progress back to stable,

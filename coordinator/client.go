@@ -87,6 +87,25 @@ func (c *Client) Rollback(ctx context.Context, id, reason string) (*sluicev1.Run
 	return resp.GetRun(), nil
 }
 
+// Rollout acts on a rollout in progress: action is promote, pause, resume or abort; stage
+// "" names the run's only rollout in progress.
+func (c *Client) Rollout(ctx context.Context, id, stage, action, reason string) (*sluicev1.RunState, error) {
+	var resp sluicev1.RolloutResponse
+	if err := c.call(ctx, auth.VerbRollout, &sluicev1.RolloutRequest{Id: id, Stage: stage, Action: action, Reason: reason}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
+// Retry runs a failed or cancelled stage of a finished run again.
+func (c *Client) Retry(ctx context.Context, id, stage string) (*sluicev1.RunState, error) {
+	var resp sluicev1.RetryStageResponse
+	if err := c.call(ctx, auth.VerbRetry, &sluicev1.RetryStageRequest{Id: id, Stage: stage}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
+}
+
 func (c *Client) call(ctx context.Context, verb auth.Verb, req, resp proto.Message) error {
 	data, err := proto.Marshal(req)
 	if err != nil {

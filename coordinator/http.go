@@ -97,6 +97,20 @@ func (c *Coordinator) Handler() http.Handler {
 		st, err := c.RollbackRun(r.Context(), who, r.PathValue("id"), req.GetReason())
 		writeProto(w, &sluicev1.RollbackRunResponse{Run: st}, err)
 	}))
+	mux.HandleFunc("POST /api/v1/runs/{id}/rollout/{action}", c.writer(auth.VerbRollout, func(w http.ResponseWriter, r *http.Request, who Caller) {
+		var req sluicev1.RolloutRequest
+		if err := readProtoJSON(w, r, &req); err != nil {
+			writeProto(w, nil, err)
+			return
+		}
+		req.Id, req.Action = r.PathValue("id"), r.PathValue("action")
+		st, err := c.Rollout(r.Context(), who, &req)
+		writeProto(w, &sluicev1.RolloutResponse{Run: st}, err)
+	}))
+	mux.HandleFunc("POST /api/v1/runs/{id}/stages/{stage}/retry", c.writer(auth.VerbRetry, func(w http.ResponseWriter, r *http.Request, who Caller) {
+		st, err := c.RetryStage(r.Context(), who, r.PathValue("id"), r.PathValue("stage"))
+		writeProto(w, &sluicev1.RetryStageResponse{Run: st}, err)
+	}))
 	mux.HandleFunc("GET /api/v1/watch", c.reader(auth.VerbList, c.watchRuns))
 	mux.HandleFunc("GET /api/v1/runs/{id}/watch", c.reader(auth.VerbGet, c.watchRun))
 	mux.HandleFunc("GET /api/v1/runs/{id}/logs/{stage}", c.reader(auth.VerbGet, c.serveLogs))

@@ -99,3 +99,21 @@ func TestOutputCompletionAndFollow(t *testing.T) {
 		}
 	})
 }
+
+// sluice retry reopens a failed run at its failed stage, which runs again as attempt 2.
+func TestRetryRunsAFailedStageAgain(t *testing.T) {
+	url := startTestFleet(t, "all")
+	_, stdout, _ := cli(t, "--nats", url, "run", "testdata/fail.yaml", "--no-source", "--ref", "main")
+	id := runID(t, stdout)
+	code, stdout, stderr := cli(t, "--nats", url, "retry", id, "broken")
+	if code != exitOK || !strings.Contains(stdout, "retry: run "+id+" is running") {
+		t.Fatalf("retry: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	waitUntil(t, "the retried stage's second attempt to fail", func() bool {
+		_, out, _ := cli(t, "--nats", url, "runs", "show", id, "-o", "json")
+		return strings.Contains(out, `"status":"RUN_STATUS_FAILED"`) && strings.Contains(out, `"name":"broken","status":"STAGE_STATUS_FAILED","attempt":2`)
+	})
+	if code, _, stderr := cli(t, "--nats", url, "retry", id, "nope"); code != exitFailed || !strings.Contains(stderr, "no stage") {
+		t.Errorf("retry of an unknown stage: exit %d, %s", code, stderr)
+	}
+}

@@ -92,6 +92,8 @@ pipeline file), 3 cannot reach NATS or a coordinator, 130 interrupted while foll
 		newCancelCmd(a),
 		newApproveCmd(a),
 		newRollbackCmd(a),
+		newRolloutCmd(a),
+		newRetryCmd(a),
 		newEventsCmd(a),
 		newContractCmd(a),
 		newLoadCmd(a),

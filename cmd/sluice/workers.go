@@ -19,8 +19,12 @@ func newWorkersCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "workers",
 		Short: "See the fleet's live workers",
-		Args:  noArgs,
-		RunE:  showHelp,
+		Long: `See which workers the fleet has now: each worker keeps a heartbeat per kind in the
+workers bucket while it runs, with its pool, slots and tasks in flight.`,
+		Example: `  sluice workers list
+  sluice workers list --kind test`,
+		Args: noArgs,
+		RunE: showHelp,
 	}
 	cmd.AddCommand(newWorkersListCmd(a))
 	return cmd

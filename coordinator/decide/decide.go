@@ -41,6 +41,10 @@ func (d *decider) apply(in Input) bool {
 			d.err = fmt.Errorf("%w: run %s already %s; nothing to approve", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 		case LockGranted:
 			d.lockGranted(in.Stage)
+		case RetryIn:
+			return d.retry(in)
+		case RolloutCmd:
+			d.err = fmt.Errorf("%w: run %s already %s; no rollout in progress", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 		}
 		return false
 	}
@@ -64,6 +68,10 @@ func (d *decider) apply(in Input) bool {
 		return d.manualRollback(in)
 	case LockGranted:
 		return d.lockGranted(in.Stage)
+	case RolloutCmd:
+		return d.rolloutCmd(in)
+	case RetryIn:
+		d.err = fmt.Errorf("%w: run %s is %s; only a finished run's stages are retried (a running one retries on its own, `retries:`)", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 	}
 	return false
 }
@@ -137,7 +145,8 @@ func (d *decider) dispatchLocked(i int) {
 	s := d.st.GetStages()[i]
 	group := d.spec(i).GetConcurrency().GetGroup()
 	if group == "" || s.GetLockHeld() {
-		d.dispatch(i, 1)
+		// After the last attempt: a retried stage's tasks get ids of their own.
+		d.dispatch(i, s.GetAttempt()+1)
 		return
 	}
 	s.Status = sluicev1.StageStatus_STAGE_STATUS_WAITING_LOCK
@@ -161,7 +170,7 @@ func (d *decider) lockGranted(stage string) bool {
 	}
 	s.LockHeld = true
 	d.emit("stage.lock_acquired", stage, 0, "holds concurrency group "+group)
-	d.dispatch(i, 1)
+	d.dispatch(i, s.GetAttempt()+1)
 	return true
 }
 

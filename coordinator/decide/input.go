@@ -23,6 +23,26 @@ type ApproveIn struct{ Stage, By string }
 // RollbackIn rolls back every rollout of the run that is in progress.
 type RollbackIn struct{ Reason, By string }
 
+// RolloutCmd acts on a rollout in progress: promote skips its current pause or analysis,
+// pause holds it before its next step, resume lets it go on, abort rolls it back. Stage ""
+// names the run's only rollout in progress.
+type RolloutCmd struct{ Stage, Action, Reason, By string }
+
+// Rollout actions of RolloutCmd.
+const (
+	RolloutPromote = "promote"
+	RolloutPause   = "pause"
+	RolloutResume  = "resume"
+	RolloutAbort   = "abort"
+)
+
+// RolloutActions are the actions RolloutCmd takes.
+var RolloutActions = []string{RolloutPromote, RolloutPause, RolloutResume, RolloutAbort}
+
+// RetryIn runs a failed or cancelled stage of a finished run again, and the stages that
+// were skipped or cancelled after it; the run goes on from there.
+type RetryIn struct{ Stage, By string }
+
 // MaxDelivered reports a task the server gave up redelivering.
 type MaxDelivered struct {
 	Stage      string
@@ -44,3 +64,5 @@ func (ApproveIn) isInput()    {}
 func (RollbackIn) isInput()   {}
 func (MaxDelivered) isInput() {}
 func (LockGranted) isInput()  {}
+func (RolloutCmd) isInput()   {}
+func (RetryIn) isInput()      {}

@@ -117,6 +117,9 @@ func actionTimeout(spec *sluicev1.StageSpec, t *sluicev1.RolloutTask) time.Durat
 func (d *decider) beginStep(i int, s *sluicev1.StageState, k int32) {
 	ro := s.GetRollout()
 	steps := d.spec(i).GetRollout().GetSteps()
+	if d.held(i, s, k) {
+		return
+	}
 	if int(k) >= len(steps) {
 		d.promote(i, s)
 		return
@@ -315,7 +318,7 @@ func (d *decider) rolloutActionLost(i int, s *sluicev1.StageState, why string) {
 // rolloutTick ends a pause without analysis.
 func (d *decider) rolloutTick(i int, s *sluicev1.StageState) bool {
 	ro := s.GetRollout()
-	if ro.GetPhase() != phasePaused || d.now.Before(ro.GetPauseUntil().AsTime()) {
+	if ro.GetPhase() != phasePaused || ro.GetPauseUntil() == nil || d.now.Before(ro.GetPauseUntil().AsTime()) {
 		return false
 	}
 	ro.PauseUntil = nil

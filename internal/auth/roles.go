@@ -75,18 +75,22 @@ const (
 	VerbCancel   Verb = "cancel"
 	VerbApprove  Verb = "approve"
 	VerbRollback Verb = "rollback"
+	// VerbRollout acts on a rollout in progress: promote, pause, resume, abort.
+	VerbRollout Verb = "rollout"
+	// VerbRetry runs a failed stage of a finished run again.
+	VerbRetry Verb = "retry"
 )
 
 // Verbs lists the run API's verbs.
 func Verbs() []Verb {
-	return []Verb{VerbSubmit, VerbGet, VerbList, VerbCancel, VerbApprove, VerbRollback}
+	return []Verb{VerbSubmit, VerbGet, VerbList, VerbCancel, VerbApprove, VerbRollback, VerbRollout, VerbRetry}
 }
 
 // verbs is which role may call which verb, on NATS and on HTTP alike. Workers and the
 // coordinator call none.
 var verbs = map[Role][]Verb{
-	RoleSubmitter: {VerbSubmit, VerbGet, VerbList},
-	RoleApprover:  {VerbGet, VerbList, VerbCancel, VerbApprove, VerbRollback},
+	RoleSubmitter: {VerbSubmit, VerbGet, VerbList, VerbRetry},
+	RoleApprover:  {VerbGet, VerbList, VerbCancel, VerbApprove, VerbRollback, VerbRollout, VerbRetry},
 	RoleObserver:  {VerbGet, VerbList},
 	RoleAdmin:     Verbs(),
 }

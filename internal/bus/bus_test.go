@@ -129,8 +129,8 @@ func TestProvisionIdempotent(t *testing.T) {
 		t.Fatalf("second Provision changed configs:\nbefore %+v\nafter  %+v", before, after)
 	}
 	// 5 streams + 4 KV + 2 object stores, each one stream.
-	if len(after) != 11 {
-		t.Fatalf("got %d streams, want 11: %v", len(after), keys(after))
+	if len(after) != 12 {
+		t.Fatalf("got %d streams, want 12: %v", len(after), keys(after))
 	}
 }
 
@@ -152,8 +152,8 @@ func TestDeprovisionRemovesOnlyItsOwn(t *testing.T) {
 		}
 	}
 	left := streamConfigs(t, js)
-	if len(left) != 11 {
-		t.Fatalf("%d streams left, want prod's 11: %v", len(left), keys(left))
+	if len(left) != 12 {
+		t.Fatalf("%d streams left, want prod's 12: %v", len(left), keys(left))
 	}
 	for name := range left {
 		if strings.Contains(strings.ToLower(name), "bench1") {

@@ -782,6 +782,219 @@ func (x *RollbackRunResponse) GetRun() *RunState {
 	return nil
 }
 
+// RolloutRequest acts on a rollout in progress (`sluice rollout ACTION ID [STAGE]`).
+type RolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The traffic-shift stage; empty: the run's only rollout in progress.
+	Stage string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	// promote (skip the current pause or analysis), pause, resume or abort (roll back).
+	Action        string `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutRequest) Reset() {
+	*x = RolloutRequest{}
+	mi := &file_sluice_v1_api_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutRequest) ProtoMessage() {}
+
+func (x *RolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_api_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutRequest.ProtoReflect.Descriptor instead.
+func (*RolloutRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_api_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RolloutRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RolloutRequest) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *RolloutRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RolloutRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RolloutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *RunState              `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutResponse) Reset() {
+	*x = RolloutResponse{}
+	mi := &file_sluice_v1_api_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutResponse) ProtoMessage() {}
+
+func (x *RolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_api_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutResponse.ProtoReflect.Descriptor instead.
+func (*RolloutResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_api_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RolloutResponse) GetRun() *RunState {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// RetryStageRequest runs a failed or cancelled stage of a finished run again, with the
+// stages after it, and reopens the run (`sluice retry ID STAGE`).
+type RetryStageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stage         string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryStageRequest) Reset() {
+	*x = RetryStageRequest{}
+	mi := &file_sluice_v1_api_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryStageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryStageRequest) ProtoMessage() {}
+
+func (x *RetryStageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_api_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryStageRequest.ProtoReflect.Descriptor instead.
+func (*RetryStageRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_api_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RetryStageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RetryStageRequest) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+type RetryStageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *RunState              `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryStageResponse) Reset() {
+	*x = RetryStageResponse{}
+	mi := &file_sluice_v1_api_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryStageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryStageResponse) ProtoMessage() {}
+
+func (x *RetryStageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_api_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryStageResponse.ProtoReflect.Descriptor instead.
+func (*RetryStageResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_api_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RetryStageResponse) GetRun() *RunState {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_sluice_v1_api_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_api_proto_rawDesc = "" +
@@ -841,6 +1054,18 @@ const file_sluice_v1_api_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
 	"\x02by\x18\x03 \x01(\tB\x02\x18\x01R\x02by\"<\n" +
 	"\x13RollbackRunResponse\x12%\n" +
+	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"f\n" +
+	"\x0eRolloutRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"8\n" +
+	"\x0fRolloutResponse\x12%\n" +
+	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03run\"9\n" +
+	"\x11RetryStageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\";\n" +
+	"\x12RetryStageResponse\x12%\n" +
 	"\x03run\x18\x01 \x01(\v2\x13.sluice.v1.RunStateR\x03runB6Z4github.com/sluice-ci/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
@@ -855,7 +1080,7 @@ func file_sluice_v1_api_proto_rawDescGZIP() []byte {
 	return file_sluice_v1_api_proto_rawDescData
 }
 
-var file_sluice_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_sluice_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_sluice_v1_api_proto_goTypes = []any{
 	(*SubmitRunRequest)(nil),      // 0: sluice.v1.SubmitRunRequest
 	(*SubmitRunResponse)(nil),     // 1: sluice.v1.SubmitRunResponse
@@ -870,29 +1095,35 @@ var file_sluice_v1_api_proto_goTypes = []any{
 	(*ApproveStageResponse)(nil),  // 10: sluice.v1.ApproveStageResponse
 	(*RollbackRunRequest)(nil),    // 11: sluice.v1.RollbackRunRequest
 	(*RollbackRunResponse)(nil),   // 12: sluice.v1.RollbackRunResponse
-	nil,                           // 13: sluice.v1.SubmitRunRequest.VarsEntry
-	(*PipelineSpec)(nil),          // 14: sluice.v1.PipelineSpec
-	(*RunState)(nil),              // 15: sluice.v1.RunState
-	(RunStatus)(0),                // 16: sluice.v1.RunStatus
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*RolloutRequest)(nil),        // 13: sluice.v1.RolloutRequest
+	(*RolloutResponse)(nil),       // 14: sluice.v1.RolloutResponse
+	(*RetryStageRequest)(nil),     // 15: sluice.v1.RetryStageRequest
+	(*RetryStageResponse)(nil),    // 16: sluice.v1.RetryStageResponse
+	nil,                           // 17: sluice.v1.SubmitRunRequest.VarsEntry
+	(*PipelineSpec)(nil),          // 18: sluice.v1.PipelineSpec
+	(*RunState)(nil),              // 19: sluice.v1.RunState
+	(RunStatus)(0),                // 20: sluice.v1.RunStatus
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_sluice_v1_api_proto_depIdxs = []int32{
-	14, // 0: sluice.v1.SubmitRunRequest.spec:type_name -> sluice.v1.PipelineSpec
-	13, // 1: sluice.v1.SubmitRunRequest.vars:type_name -> sluice.v1.SubmitRunRequest.VarsEntry
-	15, // 2: sluice.v1.SubmitRunResponse.run:type_name -> sluice.v1.RunState
-	15, // 3: sluice.v1.GetRunResponse.run:type_name -> sluice.v1.RunState
-	16, // 4: sluice.v1.RunSummary.status:type_name -> sluice.v1.RunStatus
-	17, // 5: sluice.v1.RunSummary.created_at:type_name -> google.protobuf.Timestamp
-	17, // 6: sluice.v1.RunSummary.finished_at:type_name -> google.protobuf.Timestamp
+	18, // 0: sluice.v1.SubmitRunRequest.spec:type_name -> sluice.v1.PipelineSpec
+	17, // 1: sluice.v1.SubmitRunRequest.vars:type_name -> sluice.v1.SubmitRunRequest.VarsEntry
+	19, // 2: sluice.v1.SubmitRunResponse.run:type_name -> sluice.v1.RunState
+	19, // 3: sluice.v1.GetRunResponse.run:type_name -> sluice.v1.RunState
+	20, // 4: sluice.v1.RunSummary.status:type_name -> sluice.v1.RunStatus
+	21, // 5: sluice.v1.RunSummary.created_at:type_name -> google.protobuf.Timestamp
+	21, // 6: sluice.v1.RunSummary.finished_at:type_name -> google.protobuf.Timestamp
 	5,  // 7: sluice.v1.ListRunsResponse.runs:type_name -> sluice.v1.RunSummary
-	15, // 8: sluice.v1.CancelRunResponse.run:type_name -> sluice.v1.RunState
-	15, // 9: sluice.v1.ApproveStageResponse.run:type_name -> sluice.v1.RunState
-	15, // 10: sluice.v1.RollbackRunResponse.run:type_name -> sluice.v1.RunState
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	19, // 8: sluice.v1.CancelRunResponse.run:type_name -> sluice.v1.RunState
+	19, // 9: sluice.v1.ApproveStageResponse.run:type_name -> sluice.v1.RunState
+	19, // 10: sluice.v1.RollbackRunResponse.run:type_name -> sluice.v1.RunState
+	19, // 11: sluice.v1.RolloutResponse.run:type_name -> sluice.v1.RunState
+	19, // 12: sluice.v1.RetryStageResponse.run:type_name -> sluice.v1.RunState
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_api_proto_init() }
@@ -908,7 +1139,7 @@ func file_sluice_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_api_proto_rawDesc), len(file_sluice_v1_api_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -541,7 +541,11 @@ type RolloutState struct {
 	PauseUntil       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=pause_until,json=pauseUntil,proto3" json:"pause_until,omitempty"`
 	RollbackAttempts int32                  `protobuf:"varint,8,opt,name=rollback_attempts,json=rollbackAttempts,proto3" json:"rollback_attempts,omitempty"`
 	// Inconclusive analyses of the current step so far.
-	Inconclusive  int32 `protobuf:"varint,9,opt,name=inconclusive,proto3" json:"inconclusive,omitempty"`
+	Inconclusive int32 `protobuf:"varint,9,opt,name=inconclusive,proto3" json:"inconclusive,omitempty"`
+	// Held by `sluice rollout pause`: the rollout does not begin its next step (nor promote)
+	// until resumed; an unhealthy verdict still rolls it back.
+	Held          bool   `protobuf:"varint,10,opt,name=held,proto3" json:"held,omitempty"`
+	HeldBy        string `protobuf:"bytes,11,opt,name=held_by,json=heldBy,proto3" json:"held_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +641,20 @@ func (x *RolloutState) GetInconclusive() int32 {
 		return x.Inconclusive
 	}
 	return 0
+}
+
+func (x *RolloutState) GetHeld() bool {
+	if x != nil {
+		return x.Held
+	}
+	return false
+}
+
+func (x *RolloutState) GetHeldBy() string {
+	if x != nil {
+		return x.HeldBy
+	}
+	return ""
 }
 
 type VerdictRecord struct {
@@ -957,7 +975,7 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"approvedBy\x121\n" +
 	"\arollout\x18\x0f \x01(\v2\x17.sluice.v1.RolloutStateR\arollout\x12\x1b\n" +
 	"\tlock_held\x18\x10 \x01(\bR\blockHeld\x12)\n" +
-	"\x10findings_omitted\x18\x11 \x01(\x05R\x0ffindingsOmitted\"\xd7\x02\n" +
+	"\x10findings_omitted\x18\x11 \x01(\x05R\x0ffindingsOmitted\"\x84\x03\n" +
 	"\fRolloutState\x12-\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x17.sluice.v1.RolloutPhaseR\x05phase\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x05R\x04step\x12\x16\n" +
@@ -968,7 +986,10 @@ const file_sluice_v1_run_proto_rawDesc = "" +
 	"\vpause_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"pauseUntil\x12+\n" +
 	"\x11rollback_attempts\x18\b \x01(\x05R\x10rollbackAttempts\x12\"\n" +
-	"\finconclusive\x18\t \x01(\x05R\finconclusive\"\x95\x01\n" +
+	"\finconclusive\x18\t \x01(\x05R\finconclusive\x12\x12\n" +
+	"\x04held\x18\n" +
+	" \x01(\bR\x04held\x12\x17\n" +
+	"\aheld_by\x18\v \x01(\tR\x06heldBy\"\x95\x01\n" +
 	"\rVerdictRecord\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\x05R\x04step\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x05R\x06weight\x12,\n" +
