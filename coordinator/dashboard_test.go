@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -206,5 +207,53 @@ func TestDashboardChartsARollout(t *testing.T) {
 	if !strings.Contains(title, "canary at 50%") || dots != 1 ||
 		!strings.Contains(verdicts, "10%") || !strings.Contains(verdicts, "healthy") || !strings.Contains(verdicts, "error_rate: canary 0.002 vs baseline 0.003 (limit 0.05, max)") {
 		t.Errorf("rollout panel %q, %d healthy verdict dots, verdicts:\n%s", title, dots, verdicts)
+	}
+}
+
+// What a run carries is data from steps and callers: the dashboard shows it as text, and
+// its policy runs no script but its own. A stage message that is markup stays text.
+func TestDashboardShowsMarkupFromARunAsText(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	c, _ := startCoordinator(t, env)
+	const markup = `<img src=x onerror="document.title='pwned'">`
+	startWorker(t, env, func(*sluicev1.Task) *sluicev1.Result {
+		return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_FAILED, Worker: "scripted", Delivery: 1, Message: markup}
+	})
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	ctx := browser(t)
+	st := submit(t, env, "main", stage("a"))
+	waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_FAILED)
+
+	resp, err := http.Get(srv.URL + "/runs/" + st.GetId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline' 'self'; script") {
+		t.Errorf("Content-Security-Policy %q: want only the dashboard's own script", csp)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(srv.URL+"/runs/"+st.GetId()),
+		chromedp.WaitVisible(chromedp.CSS(`#dag g.node[data-stage="a"]`)),
+		chromedp.Click(chromedp.CSS(`#dag g.node[data-stage="a"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#details p.msg`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#details p.msg`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("img").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.title`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shown != markup || images != 0 || title == "pwned" {
+		t.Errorf("the stage message shows as %q, %d images on the page, title %q; want the markup as text and nothing run", shown, images, title)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-ci/sluice/coordinator/decide"
 	"github.com/sluice-ci/sluice/internal/auth"
 	"github.com/sluice-ci/sluice/internal/bus"
 	"github.com/sluice-ci/sluice/internal/bus/bustest"
@@ -608,5 +609,55 @@ func TestArtifactsAreDownloadsOfTheRunsOwnResults(t *testing.T) {
 	}
 	if resp := get("later.html"); resp.StatusCode != http.StatusConflict {
 		t.Errorf("an artifact replaced after its stage: %d, want 409", resp.StatusCode)
+	}
+}
+
+// Acting on a rollout is approving it: only a principal its stage names (approval.by) may
+// pause, resume, promote or abort it, and a role without the verb is refused by the server.
+func TestRolloutActionsAreTheStagesApprovers(t *testing.T) {
+	s := bustest.StartSecured(t, bus.Config{})
+	s.AddUser(t, auth.RoleApprover, "alice")
+	startSecuredCoordinator(t, s)
+	ts := sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT
+	tsNC, tsJS := s.Connect(t, auth.WorkerRole(ts), auth.DefaultUser)
+	startWorkerAs(t, &s.Env, tsJS, bus.IdentityOf(tsNC), ts, func(task *sluicev1.Task) *sluicev1.Result {
+		if task.GetRollout().GetAction() == sluicev1.RolloutAction_ROLLOUT_ACTION_ANALYSE {
+			return nil // held: the rollout stays in progress
+		}
+		return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "ts"}
+	})
+	production := rolloutStage()
+	production.ApprovalBy = []string{"approver:alice"}
+	production.Approval = "required"
+	st, err := clientAs(t, s, auth.RoleSubmitter, auth.DefaultUser).Submit(t.Context(), &sluicev1.SubmitRunRequest{
+		Spec: &sluicev1.PipelineSpec{Version: 1, Name: "web", Stages: []*sluicev1.StageSpec{production}}, Ref: "feature",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStage(t, &s.Env, st.GetId(), "production", sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL)
+	if _, err := clientAs(t, s, auth.RoleApprover, "alice").Approve(t.Context(), st.GetId(), "production"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rollout to analyse its first step", func() bool {
+		got, err := NewClient(s.NC, s.Config.Names).Get(t.Context(), st.GetId())
+		return err == nil && got.GetStages()[0].GetRollout().GetPhase() == sluicev1.RolloutPhase_ROLLOUT_PHASE_ANALYSING
+	})
+
+	_, err = clientAs(t, s, auth.RoleApprover, auth.DefaultUser).Rollout(t.Context(), st.GetId(), "", decide.RolloutPause, "")
+	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "approver:alice") {
+		t.Fatalf("pause by approver:default: %v, want forbidden naming who may", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if _, err := clientAs(t, s, auth.RoleSubmitter, auth.DefaultUser).Rollout(ctx, st.GetId(), "", decide.RolloutAbort, ""); err == nil {
+		t.Fatal("a submitter aborted a rollout")
+	}
+	got, err := clientAs(t, s, auth.RoleApprover, "alice").Rollout(t.Context(), st.GetId(), "production", decide.RolloutPause, "")
+	if err != nil {
+		t.Fatalf("pause by alice: %v", err)
+	}
+	if ro := got.GetStages()[0].GetRollout(); !ro.GetHeld() || ro.GetHeldBy() != "approver:alice" {
+		t.Fatalf("after alice's pause: rollout %v", ro)
 	}
 }

@@ -118,15 +118,12 @@ Ctrl-C (or SIGTERM) stops it after the decisions in flight are stored.`,
 					Names: c.names, Replicas: replicas, EventsMaxAge: keep.EventsMaxAge,
 					RunsMaxAge: keep.RunsMaxAge, TimingsMaxAge: keep.TimingsMaxAge, ArtifactsMaxAge: keep.ArtifactsMaxAge,
 				}.WithDefaults(),
-				HTTPAddr:   httpAddr,
-				Auth:       fleetAuth,
-				Logger:     a.log,
-				ID:         id,
-				EventsJSON: evJSON,
-			}
-			if tp != nil {
-				// Not a nil *TracerProvider in the interface, which would not read as nil.
-				cfg.TracerProvider = tp
+				HTTPAddr:       httpAddr,
+				Auth:           fleetAuth,
+				Logger:         a.log,
+				ID:             id,
+				EventsJSON:     evJSON,
+				TracerProvider: tp,
 			}
 			coord, err := coordinator.New(c.nc, cfg)
 			if err != nil {

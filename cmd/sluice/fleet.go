@@ -135,12 +135,7 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 		return nil, err
 	}
 	f.stopTracing = stopTracing
-	ccfg := coordinator.Config{Names: names, Bus: cfg, Auth: fleetAuth, Logger: a.log}
-	if tp != nil {
-		// Not a nil *TracerProvider in the interface, which would not read as nil.
-		ccfg.TracerProvider = tp
-	}
-	coord, err := coordinator.New(coordNC, ccfg)
+	coord, err := coordinator.New(coordNC, coordinator.Config{Names: names, Bus: cfg, Auth: fleetAuth, Logger: a.log, TracerProvider: tp})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}

@@ -64,6 +64,12 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) (Decision
 		return Decision{}, err
 	}
 	d := &decider{p: p, st: proto.Clone(st).(*sluicev1.RunState), now: now}
+	return d.decide(in)
+}
+
+// decide applies in to d.st and, when it changed the run, settles what follows (held
+// shards, the state's bound, locks) into the Decision.
+func (d *decider) decide(in Input) (Decision, error) {
 	changed := d.apply(in)
 	if d.err != nil {
 		return Decision{}, d.err
@@ -74,8 +80,9 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) (Decision
 	d.dispatchHeld()
 	d.fit()
 	d.releaseLocks()
-	d.st.UpdatedAt = timestamppb.New(now)
-	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence, Emitted: d.emitted, Finished: d.finished}, nil
+	d.st.UpdatedAt = timestamppb.New(d.now)
+	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases,
+		Evidence: d.evidence, Emitted: d.emitted, Finished: d.finished}, nil
 }
 
 // decideResult is Decide for a result, on a state the caller owns (Process's working copy
@@ -84,13 +91,5 @@ func (p Policy) Decide(st *sluicev1.RunState, in Input, now time.Time) (Decision
 // returns before it changes anything (see decider.result), which is what makes this safe
 // for results alone.
 func (p Policy) decideResult(st *sluicev1.RunState, in ResultIn, now time.Time) (Decision, error) {
-	d := &decider{p: p, st: st, now: now}
-	if !d.apply(in) || d.err != nil {
-		return Decision{Release: d.releases}, d.err
-	}
-	d.dispatchHeld()
-	d.fit()
-	d.releaseLocks()
-	d.st.UpdatedAt = timestamppb.New(now)
-	return Decision{State: d.st, Tasks: d.tasks, Cancels: d.cancels, PurgeQueued: d.purge, Acquire: d.acquire, Release: d.releases, Evidence: d.evidence, Emitted: d.emitted, Finished: d.finished}, nil
+	return (&decider{p: p, st: st, now: now}).decide(in)
 }

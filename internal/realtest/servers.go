@@ -186,23 +186,17 @@ scrape_configs:
 
 // instant runs a query and returns its single value.
 func (p *Prometheus) instant(q string) (float64, bool) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
-	if err != nil {
+	result, err := p.query(q)
+	if err != nil || len(result) != 1 {
 		return 0, false
 	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Value [2]any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
+	var sample struct {
+		Value [2]any `json:"value"`
 	}
-	if json.NewDecoder(resp.Body).Decode(&r) != nil || len(r.Data.Result) != 1 {
+	if json.Unmarshal(result[0], &sample) != nil {
 		return 0, false
 	}
-	s, _ := r.Data.Result[0].Value[1].(string)
+	s, _ := sample.Value[1].(string)
 	v, err := strconv.ParseFloat(s, 64)
 	return v, err == nil
 }
@@ -210,10 +204,16 @@ func (p *Prometheus) instant(q string) (float64, bool) {
 // Query runs an instant query and returns how many series it gave; an invalid query, or
 // one Prometheus fails to run, is an error naming why.
 func (p *Prometheus) Query(q string) (int, error) {
+	result, err := p.query(q)
+	return len(result), err
+}
+
+// query runs an instant query and returns its result's series.
+func (p *Prometheus) query(q string) ([]json.RawMessage, error) {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(p.URL + "/api/v1/query?query=" + url.QueryEscape(q))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var r struct {
@@ -224,12 +224,12 @@ func (p *Prometheus) Query(q string) (int, error) {
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, fmt.Errorf("query %s: %s: %w", q, resp.Status, err)
+		return nil, fmt.Errorf("query %s: %s: %w", q, resp.Status, err)
 	}
 	if r.Status != "success" {
-		return 0, fmt.Errorf("query %s: %s", q, r.Error)
+		return nil, fmt.Errorf("query %s: %s", q, r.Error)
 	}
-	return len(r.Data.Result), nil
+	return r.Data.Result, nil
 }
 
 // WaitSamples waits until Prometheus holds at least n samples of the series q selects, so a
