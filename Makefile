@@ -12,8 +12,9 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9\/_.-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: demo
-demo: bin/sluice bin/k6 ## build the CLI and run the example pipeline, ending in a rollout, on an in-process fleet
-	scripts/install-deps demo
+demo: ## build the CLI and run the example pipeline, ending in a rollout, on an in-process fleet
+	@scripts/install-deps demo
+	@$(MAKE) --no-print-directory bin/sluice bin/k6
 	bin/sluice demo
 
 .PHONY: test
@@ -84,7 +85,8 @@ bench-go: ## run the Go benchmarks of every package (engines, worker, coordinato
 # go build decides itself whether the binary is stale, so this target always asks it.
 .PHONY: bin/sluice
 bin/sluice: ## build the CLI (its version names the commit: git describe)
-	$(GO) build -ldflags "-X github.com/sluice-ci/sluice/internal/version.commit=$$(git describe --always --dirty 2>/dev/null)" -o $@ ./cmd/sluice
+	@echo "building bin/sluice (the first build downloads and compiles its modules: minutes; later ones seconds)"
+	@scripts/progress "building bin/sluice" $(GO) build -ldflags "-X github.com/sluice-ci/sluice/internal/version.commit=$$(git describe --always --dirty 2>/dev/null)" -o $@ ./cmd/sluice
 
 bin/buf: $(TOOLS_DEPS) ## build buf from tools/go.mod
 	cd tools && $(GO) build -o ../$@ github.com/bufbuild/buf/cmd/buf
@@ -96,7 +98,8 @@ bin/staticcheck: $(TOOLS_DEPS) ## build staticcheck from tools/go.mod
 	cd tools && $(GO) build -o ../$@ honnef.co/go/tools/cmd/staticcheck
 
 bin/k6: $(TOOLS_DEPS) ## build k6 from tools/go.mod
-	cd tools && $(GO) build -o ../$@ go.k6.io/k6
+	@echo "building bin/k6 from tools/go.mod for the load stage (a first build takes a few minutes)"
+	@cd tools && ../scripts/progress "building bin/k6" $(GO) build -o ../$@ go.k6.io/k6
 
 .PHONY: clean
 clean: ## remove built binaries, image build contexts and the dev data dir (not .fleet: it holds the fleet's keys)

@@ -143,7 +143,17 @@ function renderGraph(st) {
   return g;
 }
 
-function renderRollout(s) {
+// rolloutControls are the verbs of a rollout in progress: promote skips the current pause or
+// analysis, pause holds it before its next step (resume lets it go on), abort rolls it back.
+function rolloutControls(st, s) {
+  const ro = s.rollout;
+  if (!authOn || ["promoted", "rolled_back"].includes(short(ro.phase)) || ["passed", "failed", "cancelled"].includes(short(s.status))) return "";
+  const verb = (action, label, cls) => el("button", {class: cls || "", "data-action": action, "data-stage": s.name,
+    onclick: () => act(`/api/v1/runs/${encodeURIComponent(st.id)}/rollout/${action}`, {stage: s.name, reason: "from the dashboard"})}, label);
+  return el("p", {class: "actions"}, verb("promote", "Promote"), ro.held ? verb("resume", "Resume") : verb("pause", "Pause"), verb("abort", "Abort", "danger"));
+}
+
+function renderRollout(st, s) {
   const ro = s.rollout;
   const verdicts = ro.verdicts || [];
   const points = verdicts.map((v) => ({t: Date.parse(v.at), w: v.weight || 0, v}));
@@ -169,7 +179,8 @@ function renderRollout(s) {
     el("td", {class: "s " + short(v.verdict && v.verdict.outcome)}, short(v.verdict && v.verdict.outcome)),
     el("td", {class: "msg"}, ((v.verdict && v.verdict.metrics) || []).map((m) =>
       `${m.name}: canary ${+(m.canary || 0).toPrecision(4)} vs baseline ${+(m.baseline || 0).toPrecision(4)} (limit ${+(m.limit || 0).toPrecision(4)}, ${m.rule || ""})`).join("; ") || (v.verdict && v.verdict.message) || "")));
-  return el("section", {class: "panel"}, el("h3", {}, "Rollout of " + s.name + ": " + short(ro.phase).replace("_", " ") + ", canary at " + (ro.weight || 0) + "%"),
+  return el("section", {class: "panel"}, el("h3", {}, "Rollout of " + s.name + ": " + short(ro.phase).replace("_", " ") + ", canary at " + (ro.weight || 0) + "%" +
+    (ro.held ? ", paused by " + (ro.heldBy || "someone") : "")), rolloutControls(st, s),
     chart, el("table", {class: "verdicts"}, el("tr", {}, ...["Step", "Weight", "Verdict", "Numbers"].map((h) => el("th", {}, h))), ...rows));
 }
 
@@ -205,6 +216,13 @@ function renderRun(resp) {
     if ((st.stages || []).some((s) => s.rollout && !["promoted", "rolled_back"].includes(short(s.rollout.phase)) && !["passed", "failed", "cancelled"].includes(short(s.status)))) {
       buttons.append(el("button", {class: "danger", "data-action": "rollback", onclick: () => act(`/api/v1/runs/${encodeURIComponent(st.id)}/rollback`, {reason: "from the dashboard"})}, "Roll back"));
     }
+    if (terminal && status !== "passed") {
+      for (const s of st.stages || []) {
+        if (["failed", "cancelled"].includes(short(s.status))) {
+          buttons.append(el("button", {"data-action": "retry", "data-stage": s.name, onclick: () => act(`/api/v1/runs/${encodeURIComponent(st.id)}/stages/${encodeURIComponent(s.name)}/retry`)}, "Retry " + s.name));
+        }
+      }
+    }
     if (!terminal) {
       buttons.append(el("button", {class: "danger", "data-action": "cancel", onclick: () => act(`/api/v1/runs/${encodeURIComponent(st.id)}/cancel`, {reason: "from the dashboard"})}, "Cancel run"));
     }
@@ -212,7 +230,7 @@ function renderRun(resp) {
   const summary = el("p", {id: "summary"}, "Status ", el("span", {class: "s " + status, id: "run-status"}, status), " · ref " + (st.ref || "-") + " · started " + ago(st.createdAt) +
     " · " + fmtDur(ms(st.createdAt, st.finishedAt)) + (st.message ? " · " + st.message : ""), buttons);
   const details = el("section", {class: "panel", id: "details"}, el("p", {class: "msg"}, "Select a stage for its logs and artifacts."));
-  const rollouts = (st.stages || []).filter((s) => s.rollout).map(renderRollout);
+  const rollouts = (st.stages || []).filter((s) => s.rollout).map((s) => renderRollout(st, s));
   app.replaceChildren(summary, el("div", {class: "graph"}, renderGraph(st)), ...rollouts, details);
   if (selected) renderDetails(st, selected, details);
 }

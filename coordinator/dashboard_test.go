@@ -29,8 +29,34 @@ func browser(t *testing.T) context.Context {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// A page that never shows what a test waits for fails the test, not the whole package.
+	ctx, cancelWait := context.WithTimeout(ctx, time.Minute)
+	t.Cleanup(func() { cancelWait(); cancel(); cancelAlloc() })
 	return ctx
+}
+
+// signIn signs the browser in to the dashboard at url as the observer (reads, by cookie)
+// and gives its pages the approver's token for the buttons, as a user pasting it would.
+func signIn(t *testing.T, ctx context.Context, s *bustest.Secured, url string) {
+	t.Helper()
+	token := func(r auth.Role) string {
+		data, err := os.ReadFile(s.Layout.Token(r, auth.DefaultUser))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), token(auth.RoleObserver)),
+		chromedp.Submit(chromedp.CSS(`input[name="token"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#runs`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`sessionStorage.setItem("sluice-token", `+strconv.Quote(token(auth.RoleApprover))+`)`)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // nodeStatuses is what the page's graph shows: stage -> the status its node is drawn with.
@@ -126,32 +152,13 @@ func TestDashboardApproveButtonActsAsTheApprover(t *testing.T) {
 	srv := httptest.NewServer(c.Handler())
 	t.Cleanup(srv.Close)
 	ctx := browser(t)
-	token := func(r auth.Role) string {
-		data, err := os.ReadFile(s.Layout.Token(r, auth.DefaultUser))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(data))
-	}
 	st := submitYAML(t, clientAs(t, s, auth.RoleSubmitter, auth.DefaultUser), "feature",
 		"version: 1\nname: web\nstages:\n  a: {kind: static, run: [\"true\"]}\n  gate: {kind: static, needs: [a], approval: required, run: [\"true\"]}\n")
 	waitStage(t, &s.Env, st.GetId(), "gate", sluicev1.StageStatus_STAGE_STATUS_WAITING_APPROVAL)
 
 	approve := chromedp.CSS(`button[data-action="approve"][data-stage="gate"]`)
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/login"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="token"]`), token(auth.RoleObserver)),
-		chromedp.Submit(chromedp.CSS(`input[name="token"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#runs`)),
-		chromedp.Navigate(srv.URL+"/runs/"+st.GetId()),
-		chromedp.WaitVisible(approve),
-	); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`sessionStorage.setItem("sluice-token", `+strconv.Quote(token(auth.RoleApprover))+`)`)); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Do(ctx, chromedp.Click(approve)); err != nil {
+	signIn(t, ctx, s, srv.URL)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/runs/"+st.GetId()), chromedp.WaitVisible(approve), chromedp.Click(approve)); err != nil {
 		t.Fatal(err)
 	}
 	final := waitRun(t, &s.Env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
@@ -255,5 +262,150 @@ func TestDashboardShowsMarkupFromARunAsText(t *testing.T) {
 	}
 	if shown != markup || images != 0 || title == "pwned" {
 		t.Errorf("the stage message shows as %q, %d images on the page, title %q; want the markup as text and nothing run", shown, images, title)
+	}
+}
+
+// The rollout panel of a secured fleet offers the rollout verbs to an approver: Pause holds
+// the rollout (the page then offers Resume and names who paused it), Promote skips the
+// analysis to the next step, Abort rolls it back, and the failed stage is then offered for
+// Retry, which reopens it as its next attempt.
+func TestDashboardRolloutVerbsAndRetry(t *testing.T) {
+	s := bustest.StartSecured(t, bus.Config{})
+	c := startSecuredCoordinator(t, s)
+	ts := sluicev1.StageKind_STAGE_KIND_TRAFFIC_SHIFT
+	tsNC, tsJS := s.Connect(t, auth.WorkerRole(ts), auth.DefaultUser)
+	startWorkerAs(t, &s.Env, tsJS, bus.IdentityOf(tsNC), ts, func(task *sluicev1.Task) *sluicev1.Result {
+		if task.GetRollout().GetAction() == sluicev1.RolloutAction_ROLLOUT_ACTION_ANALYSE {
+			return nil // held: each step's analysis lasts until a verb moves the rollout on
+		}
+		return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED, Worker: "ts"}
+	})
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	ctx := browser(t)
+	st, err := clientAs(t, s, auth.RoleSubmitter, auth.DefaultUser).Submit(t.Context(), &sluicev1.SubmitRunRequest{
+		Spec: &sluicev1.PipelineSpec{Version: 1, Name: "web", Stages: []*sluicev1.StageSpec{rolloutStage()}}, Ref: "main",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollout := func() *sluicev1.RolloutState {
+		got, err := c.GetRun(t.Context(), st.GetId())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.GetStages()[0].GetRollout()
+	}
+	waitFor(t, "the rollout to analyse its first step", func() bool {
+		return rollout().GetPhase() == sluicev1.RolloutPhase_ROLLOUT_PHASE_ANALYSING
+	})
+	button := func(action string) chromedp.CSS {
+		return chromedp.CSS(`section.panel button[data-action="` + action + `"][data-stage="production"]`)
+	}
+	signIn(t, ctx, s, srv.URL)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/runs/"+st.GetId()), chromedp.WaitVisible(button("pause"))); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(button("pause")), chromedp.WaitVisible(button("resume"))); err != nil {
+		t.Fatal(err)
+	}
+	if ro := rollout(); !ro.GetHeld() || ro.GetHeldBy() != "approver:default" {
+		t.Fatalf("after Pause the rollout is held %v by %q; want held by approver:default", ro.GetHeld(), ro.GetHeldBy())
+	}
+	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section.panel h3`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(title, "paused by approver:default") {
+		t.Errorf("the rollout panel of a paused rollout reads %q; want who paused it", title)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(button("resume")), chromedp.WaitVisible(button("pause"))); err != nil {
+		t.Fatal(err)
+	}
+	if rollout().GetHeld() {
+		t.Fatal("after Resume the rollout is still held")
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Click(button("promote"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Promote to move the rollout to its next step", func() bool {
+		ro := rollout()
+		return ro.GetWeight() == 50 && ro.GetPhase() == sluicev1.RolloutPhase_ROLLOUT_PHASE_ANALYSING
+	})
+
+	if err := chromedp.Do(ctx, chromedp.Click(button("abort"))); err != nil {
+		t.Fatal(err)
+	}
+	failed := waitRun(t, &s.Env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_FAILED)
+	if ro := failed.GetStages()[0].GetRollout(); ro.GetPhase() != sluicev1.RolloutPhase_ROLLOUT_PHASE_ROLLED_BACK || ro.GetWeight() != 0 {
+		t.Fatalf("after Abort the rollout is %v at %d%%; want rolled back to 0%%", ro.GetPhase(), ro.GetWeight())
+	}
+
+	retry := chromedp.CSS(`#summary button[data-action="retry"][data-stage="production"]`)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(retry), chromedp.Click(retry)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Retry to reopen the stage as its second attempt", func() bool {
+		got, err := c.GetRun(t.Context(), st.GetId())
+		return err == nil && got.GetStages()[0].GetAttempt() == 2 && !got.GetStatus().Terminal()
+	})
+}
+
+// The runs list is live: a run submitted while the page is open appears in it and its
+// status changes without a reload, and its id leads to the run's page.
+func TestDashboardRunsListIsLive(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	c, _ := startCoordinator(t, env)
+	held := make(chan *sluicev1.Task, 1)
+	w := startWorker(t, env, func(task *sluicev1.Task) *sluicev1.Result {
+		if task.GetStage() == "slow" {
+			select {
+			case held <- task:
+			default: // a redelivery of the task already held
+			}
+			return nil
+		}
+		return pass(task)
+	})
+	srv := httptest.NewServer(c.Handler())
+	t.Cleanup(srv.Close)
+	ctx := browser(t)
+	first := submit(t, env, "main", stage("a"))
+	waitRun(t, env, first.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+
+	row := func(id string) string { return `#runs tr[data-run="` + id + `"]` }
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(row(first.GetId())))); err != nil {
+		t.Fatal(err)
+	}
+	second := submit(t, env, "feature", stage("slow"))
+	task := <-held
+	status := func(id string) string {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+strconv.Quote(row(id)+` td.s`)+`) || {}).textContent || ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	waitFor(t, "the new run to appear running in the open list", func() bool { return status(second.GetId()) == "running" })
+	order, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#runs tr[data-run]")].map(r => r.dataset.run)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != second.GetId() {
+		t.Errorf("the list shows %v; want the new run %s first, then %s", order, second.GetId(), first.GetId())
+	}
+	w.report(task, pass(task))
+	waitFor(t, "the run's status to change in the list", func() bool { return status(second.GetId()) == "passed" })
+
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(row(second.GetId())+` a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#dag g.node[data-stage="slow"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#run-status"))); err != nil || got != "passed" {
+		t.Errorf("the run page from the list shows %q (%v); want passed", got, err)
 	}
 }

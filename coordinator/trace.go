@@ -152,13 +152,14 @@ func (tr tracer) record(st *sluicev1.RunState, d decide.Decision) {
 	}
 	run := st.GetId()
 	for _, f := range d.Finished {
-		name := fmt.Sprintf("%s shard %d", f.Stage, f.Shard)
+		// Shards are numbered from 1 wherever a user sees them.
+		name := fmt.Sprintf("%s shard %d", f.Stage, f.Shard+1)
 		if f.Action != "" {
 			name = f.Stage + ": " + f.Action
 		}
 		tr.span(root, attemptSpanID(run, f.Stage, f.Attempt), taskSpanID(run, f.Stage, f.Attempt, f.Shard, f.RolloutSeq),
 			name, f.Start, f.End, f.Outcome, "",
-			attribute.String("sluice.worker", f.Worker), attribute.Int("sluice.shard", int(f.Shard)),
+			attribute.String("sluice.worker", f.Worker), attribute.Int("sluice.shard", int(f.Shard)+1),
 			attribute.Int("sluice.rollout_seq", int(f.RolloutSeq)))
 	}
 	for _, ev := range d.Emitted {

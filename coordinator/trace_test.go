@@ -156,11 +156,11 @@ func TestTracesARunAsOneSpanTree(t *testing.T) {
 	if code := attempts["b #2"].GetStatus().GetCode(); code == tracepb.Status_STATUS_CODE_ERROR {
 		t.Errorf("the passing attempt's span is an error")
 	}
-	bShards := spans["b shard 0"]
+	bShards := spans["b shard 1"]
 	if len(bShards) != 2 {
 		t.Fatalf("%d spans of b's shard, want one per attempt", len(bShards))
 	}
-	under(one("a shard 0"), attempts["a #1"])
+	under(one("a shard 1"), attempts["a #1"])
 	for _, s := range bShards {
 		if string(s.GetParentSpanId()) == string(attempts["b #1"].GetSpanId()) {
 			under(s, attempts["b #1"])

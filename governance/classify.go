@@ -40,6 +40,7 @@ type fileClass struct {
 	brace   *braceLang   // kindBrace
 	comment commentStyle // kinds without a structural scanner
 	jsLike  bool         // JS/TS family: GOV-002 reads it
+	shipped bool         // JS, CSS, HTML: a minifier's output is skipped
 	yaml    bool         // YAML: Kubernetes Secrets are decoded
 }
 
@@ -58,10 +59,10 @@ var (
 var extClass = map[string]fileClass{
 	// Brace languages.
 	".go":     {kind: kindBrace, brace: langGo},
-	".js":     {kind: kindBrace, brace: langJS, jsLike: true},
+	".js":     {kind: kindBrace, brace: langJS, jsLike: true, shipped: true},
 	".jsx":    {kind: kindBrace, brace: langJS, jsLike: true},
-	".mjs":    {kind: kindBrace, brace: langJS, jsLike: true},
-	".cjs":    {kind: kindBrace, brace: langJS, jsLike: true},
+	".mjs":    {kind: kindBrace, brace: langJS, jsLike: true, shipped: true},
+	".cjs":    {kind: kindBrace, brace: langJS, jsLike: true, shipped: true},
 	".ts":     {kind: kindBrace, brace: langJS, jsLike: true},
 	".tsx":    {kind: kindBrace, brace: langJS, jsLike: true},
 	".mts":    {kind: kindBrace, brace: langJS, jsLike: true},
@@ -108,9 +109,9 @@ var extClass = map[string]fileClass{
 	".clj":    {kind: kindCode, comment: commentNone},
 	".vue":    {kind: kindCode, comment: commentSlash, jsLike: true},
 	".svelte": {kind: kindCode, comment: commentSlash, jsLike: true},
-	".html":   {kind: kindCode, comment: commentHTML},
-	".htm":    {kind: kindCode, comment: commentHTML},
-	".css":    {kind: kindCode, comment: commentNone},
+	".html":   {kind: kindCode, comment: commentHTML, shipped: true},
+	".htm":    {kind: kindCode, comment: commentHTML, shipped: true},
+	".css":    {kind: kindCode, comment: commentNone, shipped: true},
 	".scss":   {kind: kindCode, comment: commentSlash},
 	// Shell.
 	".sh":   {kind: kindShell, comment: commentHash},
@@ -203,26 +204,49 @@ var binaryExts = map[string]bool{
 	".map": true,
 }
 
-// generatedNames are generated files recognised by name: lock files (their integrity
-// hashes look like secrets), minified bundles, protobuf and other codegen output.
-func generatedName(rel string) bool {
-	base := strings.ToLower(path.Base(rel))
-	switch base {
-	case "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml",
-		"bun.lockb", "go.sum", "cargo.lock", "poetry.lock", "pipfile.lock",
-		"composer.lock", "gemfile.lock", "podfile.lock", "packages.lock.json", "uv.lock":
-		return true
+// lockfiles are dependency lock files: written by package managers, and their integrity
+// hashes look like secrets.
+var lockfiles = map[string]bool{
+	"package-lock.json": true, "npm-shrinkwrap.json": true, "yarn.lock": true, "pnpm-lock.yaml": true,
+	"bun.lockb": true, "bun.lock": true, "deno.lock": true, "go.sum": true, "go.work.sum": true,
+	"cargo.lock": true, "poetry.lock": true, "pipfile.lock": true, "pdm.lock": true, "uv.lock": true,
+	"composer.lock": true, "gemfile.lock": true, "podfile.lock": true, "packages.lock.json": true,
+	"pubspec.lock": true, "mix.lock": true, "flake.lock": true, "package.resolved": true,
+	"gradle.lockfile": true, "conan.lock": true,
+}
+
+// Suffixes of file names, lower case, that mark third-party bundles (a library's build
+// checked in: react-dom.development.js), minified files and codegen output.
+var (
+	bundleSuffixes = []string{
+		".development.js", ".production.js", ".production.min.js", ".profiling.min.js",
+		".umd.js", ".umd.min.js", ".bundle.js", ".bundle.mjs", ".chunk.js", ".iife.js",
 	}
-	for _, suffix := range []string{
-		".min.js", ".min.css", ".min.mjs", ".bundle.js", ".pb.go", ".pb.gw.go", "_pb2.py",
-		"_pb2_grpc.py", ".pb.ts", "_pb.js", "_pb.d.ts", ".g.dart", ".freezed.dart",
-		".designer.cs", ".generated.ts", ".generated.js", ".generated.go", "_generated.go",
-	} {
-		if strings.HasSuffix(base, suffix) {
-			return true
+	minifiedSuffixes  = []string{".min.js", ".min.mjs", ".min.cjs", ".min.css"}
+	generatedSuffixes = []string{
+		".pb.go", ".pb.gw.go", "_pb2.py", "_pb2_grpc.py", ".pb.ts", "_pb.js", "_pb.d.ts", ".g.dart",
+		".freezed.dart", ".designer.cs", ".generated.ts", ".generated.js", ".generated.go", "_generated.go",
+	}
+)
+
+// skipByName says why a file is not scanned, from its name alone: a lock file, a vendored
+// bundle, a minified file or codegen output; "" to scan it.
+func skipByName(rel string) SkipReason {
+	base := strings.ToLower(path.Base(rel))
+	if lockfiles[base] {
+		return SkipLockfile
+	}
+	for _, set := range []struct {
+		suffixes []string
+		reason   SkipReason
+	}{{bundleSuffixes, SkipBundle}, {minifiedSuffixes, SkipMinified}, {generatedSuffixes, SkipGenerated}} {
+		for _, suffix := range set.suffixes {
+			if strings.HasSuffix(base, suffix) {
+				return set.reason
+			}
 		}
 	}
-	return false
+	return ""
 }
 
 // generatedHeader reports whether a file's head carries a generated-code marker: Go's
@@ -236,6 +260,35 @@ func generatedHeader(b []byte) bool {
 		return true
 	}
 	return containsFold(b, "do not edit") && containsFold(b, "generated")
+}
+
+// Minified code is told by its lines: people keep lines short, a minifier writes one very
+// long line or a few, which hold most of the file. A script with one long string in it is
+// not minified. A service-account JSON with its private key on one line (~1.7 KB) is a
+// config, not code, and is never judged by this.
+const (
+	minifiedLineBytes = 1000 // a line this long is a minifier's
+	minifiedMinBytes  = 1024 // files smaller than this are read whatever their lines
+)
+
+// minifiedContent reports whether code reads like a minifier's output: lines of
+// minifiedLineBytes or more hold at least half of it.
+func minifiedContent(b []byte) bool {
+	if len(b) < minifiedMinBytes {
+		return false
+	}
+	long := 0
+	for rest := b; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			i = len(rest)
+		}
+		if i >= minifiedLineBytes {
+			long += i
+		}
+		rest = rest[min(len(rest), i+1):]
+	}
+	return 2*long >= len(b)
 }
 
 // binaryContent applies git's heuristic: a NUL byte in the first 8000 bytes.

@@ -38,6 +38,9 @@ type Config struct {
 	Baseline     *Baseline // accepted findings; nil: none
 	MaxFileBytes int64     // default DefaultMaxFileBytes
 	Workers      int       // files scanned at once; default GOMAXPROCS
+	// IncludeGenerated scans generated files, vendored bundles, minified files and lock
+	// files, which are skipped by default (vendored directories stay skipped).
+	IncludeGenerated bool
 }
 
 // Engine scans trees with a fixed set of rules. It is safe for concurrent use.
@@ -53,10 +56,15 @@ type Engine struct {
 	protected []qualName
 	srPaths   []string
 	nesting   int
+	migPaths  []string
+	ruleSev   map[string]Severity
+	ctxSev    map[string]map[Context]Severity
 	maxFile   int64
 	workers   int
 	baseline  *Baseline
 	infos     []RuleInfo
+	// includeBuilt: Config.IncludeGenerated or include_generated in the rules file.
+	includeBuilt bool
 }
 
 // Keyword flags: which structural scanner a keyword wakes.
@@ -120,6 +128,7 @@ func New(c Config) (*Engine, error) {
 		rs = &RuleSet{}
 	}
 	e.allow = rs.allow
+	e.includeBuilt = c.IncludeGenerated || rs.IncludeGenerated
 	tables := rs.ProtectedTables
 	if len(tables) == 0 {
 		tables = DefaultProtectedTables
@@ -134,6 +143,11 @@ func New(c Config) (*Engine, error) {
 	if rs.NestingLimit > 0 {
 		e.nesting = rs.NestingLimit
 	}
+	e.migPaths = rs.MigrationPaths
+	if len(e.migPaths) == 0 {
+		e.migPaths = DefaultMigrationPaths
+	}
+	e.ruleSev, e.ctxSev = rs.RuleSeverity, rs.ContextSeverity
 
 	var kws keywordIndex
 	if e.packs[PackSecrets] {
@@ -248,6 +262,7 @@ func (e *Engine) Scan(ctx context.Context, root string) (*Report, error) {
 		rep.Findings = append(rep.Findings, s.findings...)
 		rep.Stats.Files += s.files
 		rep.Stats.Bytes += s.bytes
+		rep.Stats.Lines += s.lines
 		for k, v := range s.skipped {
 			rep.Stats.Skipped[k] += v
 		}
@@ -286,6 +301,7 @@ type scanner struct {
 	findings []Finding
 	files    int
 	bytes    int64
+	lines    int
 	skipped  map[SkipReason]int
 }
 
@@ -295,6 +311,7 @@ type rawFinding struct {
 	severity       Severity
 	msg            string
 	start, end     int
+	anchor         int    // what the finding is about (a name, a value), within [start, end)
 	key            string // what matched, for the fingerprint
 	generic        bool   // a generic secret: dropped when a specific detector covers it
 }
@@ -318,13 +335,15 @@ func (e *Engine) newScanner() *scanner {
 // scanFile reads and scans one file of the walk. Only an unreadable file is an error.
 func (s *scanner) scanFile(j fileJob) error {
 	ext := strings.ToLower(path.Ext(j.rel))
-	switch {
-	case binaryExts[ext]:
+	if binaryExts[ext] {
 		s.skipped[SkipBinary]++
 		return nil
-	case generatedName(j.rel):
-		s.skipped[SkipGenerated]++
+	}
+	if r := skipByName(j.rel); r != "" && !s.e.includeBuilt {
+		s.skipped[r]++
 		return nil
+	}
+	switch {
 	case j.size > s.e.maxFile:
 		s.skipped[SkipTooLarge]++
 		return nil
@@ -344,17 +363,28 @@ func (s *scanner) scanFile(j fileJob) error {
 		return fmt.Errorf("read %s: %w", j.rel, err)
 	}
 	b := s.buf[:n]
-	switch {
-	case binaryContent(b):
+	if binaryContent(b) {
 		s.skipped[SkipBinary]++
 		return nil
-	case generatedHeader(b):
-		s.skipped[SkipGenerated]++
-		return nil
+	}
+	cls := classify(j.rel)
+	if !s.e.includeBuilt {
+		switch {
+		case generatedHeader(b):
+			s.skipped[SkipGenerated]++
+			return nil
+		case cls.shipped && minifiedContent(b):
+			s.skipped[SkipMinified]++
+			return nil
+		}
 	}
 	s.files++
 	s.bytes += int64(n)
-	s.scanContent(j.rel, classify(j.rel), b)
+	s.lines += bytes.Count(b, []byte{'\n'})
+	if n > 0 && b[n-1] != '\n' {
+		s.lines++
+	}
+	s.scanContent(j.rel, cls, b)
 	return nil
 }
 
@@ -404,7 +434,7 @@ func (s *scanner) scanContent(rel string, cls fileClass, b []byte) {
 		s.nest.scanPython(s, b)
 	}
 	if cls.kind == kindSQL && (e.packs[PackMigrations] || flags&flagMarker != 0) {
-		s.sql.scan(s, b)
+		s.sql.scan(s, rel, b)
 	}
 	if flags&flagSupabase != 0 && (cls.jsLike || cls.kind == kindPython) {
 		s.scanSupabase(rel, cls, b)
@@ -413,7 +443,7 @@ func (s *scanner) scanContent(rel string, cls fileClass, b []byte) {
 		s.scanMarkers(cls, b)
 	}
 	if len(s.raws) > 0 {
-		s.finish(rel, b)
+		s.finish(rel, fileContext(rel, cls), b)
 	}
 }
 
@@ -484,21 +514,27 @@ func (s *scanner) consider(r *rxRule, text []byte, base int, sub []int, note str
 	if r.check != nil && !r.check(&m) {
 		return
 	}
-	start, end := base+sub[2*g], base+sub[2*g+1]
+	vStart, vEnd := base+sub[2*g], base+sub[2*g+1]
+	start, end := vStart, vEnd
+	// A match over several lines (a PEM block, key: on one line and its value on the
+	// next) is reported from its first line to its last.
+	if from := constructStart(text, sub[0], sub[2*g]); from != sub[2*g] {
+		start, end = base+from, base+sub[1]
+	}
 	if note != "" {
-		start, end = atStart, atEnd
+		start, end, vStart, vEnd = atStart, atEnd, atStart, atEnd
 		m.title += note
 	}
 	s.raws = append(s.raws, rawFinding{
 		rule: r.rule, detector: r.detector, severity: m.severity, msg: m.title,
-		start: start, end: end, key: string(value), generic: r.generic,
+		start: start, end: end, anchor: vStart, key: string(value), generic: r.generic,
 	})
 	if r.secret {
 		mask := redact(value)
 		if note != "" {
 			mask = "<base64 " + mask + ">"
 		}
-		s.spans = append(s.spans, span{start: start, end: end, mask: mask})
+		s.spans = append(s.spans, span{start: vStart, end: vEnd, mask: mask})
 	}
 }
 
@@ -542,11 +578,31 @@ func (s *scanner) scanK8sSecrets(rel string, b []byte) {
 
 // addRaw records a structural rule's finding at b[start:end].
 func (s *scanner) addRaw(rule, detector string, sev Severity, msg string, b []byte, start, end int) {
+	s.addRawFrom(rule, detector, sev, msg, b, start, start, end)
+}
+
+// addRawFrom records a structural rule's finding at b[start:end], part of a construct that
+// begins at from (see constructStart). The fingerprint is of start's line either way, so a
+// baseline taken before findings began at their construct still matches.
+func (s *scanner) addRawFrom(rule, detector string, sev Severity, msg string, b []byte, from, start, end int) {
 	ls, le := lineBounds(b, start)
 	s.raws = append(s.raws, rawFinding{
-		rule: rule, detector: detector, severity: sev, msg: msg, start: start, end: end,
-		key: string(trimSpaceBytes(b[ls:le])),
+		rule: rule, detector: detector, severity: sev, msg: msg, start: constructStart(b, from, start), end: end,
+		anchor: start, key: string(trimSpaceBytes(b[ls:le])),
 	})
+}
+
+// constructStart is where a finding at start reports from when it is part of a construct
+// that begins at from (a statement, a key block): from if that is on an earlier line, so
+// the finding points at the line where the construct starts, else start.
+func constructStart(b []byte, from, start int) int {
+	for from < start && (b[from] == ' ' || b[from] == '\t' || b[from] == '\r' || b[from] == '\n') {
+		from++
+	}
+	if from < start && bytes.IndexByte(b[from:start], '\n') >= 0 {
+		return from
+	}
+	return start
 }
 
 // lineBounds returns the start and end (before '\n') of the line holding offset i.

@@ -68,6 +68,8 @@ var fakes = func() map[string]string {
 	m["K8S_PASS"] = base64.StdEncoding.EncodeToString([]byte("Pw-" + fake(alnum, 14)))
 	m["CORP_TOKEN"] = "corp_" + fake("abcdefghijklmnopqrstuvwxyz0123456789", 32)
 	m["K8S_STRIPE"] = base64.StdEncoding.EncodeToString([]byte(m["STRIPE_LIVE"]))
+	m["JWT_DEMO"] = jwt(`{"iss":"supabase-demo","role":"service_role","exp":1983812996}`)
+	m["JWT_LOCAL"] = jwt(`{"iss":"http://localhost:54321/auth/v1","sub":"8f14e45f","role":"authenticated"}`)
 	return m
 }()
 

@@ -16,6 +16,8 @@ type Finding struct {
 	EndLine, EndColumn int
 	Message            string
 	Severity           Severity
+	// Context is what the file is for: code, test, fixture or docs (see Context).
+	Context Context
 	// Excerpt is the finding's line, trimmed, shortened and with every secret on it
 	// redacted.
 	Excerpt string
@@ -52,6 +54,7 @@ type Report struct {
 type Stats struct {
 	Files    int   // text files scanned
 	Bytes    int64 // bytes of those files
+	Lines    int   // lines of those files
 	Skipped  map[SkipReason]int
 	Duration time.Duration
 }
@@ -62,10 +65,18 @@ type SkipReason string
 const (
 	SkipBinary    SkipReason = "binary"
 	SkipTooLarge  SkipReason = "too large"
-	SkipGenerated SkipReason = "generated"
-	SkipVendored  SkipReason = "vendored directory"
+	SkipGenerated SkipReason = "generated"          // codegen output: by name or a "Code generated" header
+	SkipBundle    SkipReason = "vendored bundle"    // a library's build checked in: *.development.js
+	SkipMinified  SkipReason = "minified"           // *.min.js, or code of very long lines
+	SkipLockfile  SkipReason = "lockfile"           // package-lock.json, go.sum, ...
+	SkipVendored  SkipReason = "vendored directory" // node_modules, vendor, ...
 	SkipIgnored   SkipReason = "gitignored"
 )
+
+// skipOrder is the order reports list the reasons in.
+var skipOrder = []SkipReason{
+	SkipBinary, SkipTooLarge, SkipGenerated, SkipBundle, SkipMinified, SkipLockfile, SkipVendored, SkipIgnored,
+}
 
 // RuleInfo describes a rule for reports (SARIF's rule metadata).
 type RuleInfo struct {

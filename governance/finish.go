@@ -15,8 +15,9 @@ import (
 const maxExcerpt = 160
 
 // finish turns the file's raw findings into Findings: lines and columns, redacted
-// excerpts, fingerprints, suppressions.
-func (s *scanner) finish(rel string, b []byte) {
+// excerpts, fingerprints, the file's context (and the severities rule_severity and
+// context_severity give), suppressions.
+func (s *scanner) finish(rel string, ctx Context, b []byte) {
 	raws := s.raws
 	slices.SortFunc(raws, func(a, b rawFinding) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.rule, b.rule),
@@ -53,15 +54,21 @@ func (s *scanner) finish(rel string, b []byte) {
 		f := Finding{
 			Rule: r.rule, Detector: r.detector, File: rel,
 			Line: line, Column: col, EndLine: endLine, EndColumn: utf8.RuneCount(b[els:r.end]) + 1,
-			Message: r.msg, Severity: r.severity,
+			Message: r.msg, Severity: r.severity, Context: ctx,
 			Excerpt: s.excerpt(b, ls, le, col),
+		}
+		if sev, ok := s.e.ruleSev[r.rule]; ok {
+			f.Severity = sev
+		}
+		if sev, ok := s.e.ctxSev[r.rule][ctx]; ok {
+			f.Severity = sev
 		}
 		k := r.rule + "\x00" + r.detector + "\x00" + r.key
 		n := occurrences[k]
 		occurrences[k] = n + 1
 		f.Fingerprint = fingerprint(r.rule, r.detector, rel, r.key, n)
 
-		if sup, bare := suppressionAt(b, ls, le, r.rule, r.detector); sup != nil {
+		if sup, bare := suppressionNear(b, r, ls, le); sup != nil {
 			f.Suppression = sup
 		} else if bare {
 			f.Message += " (a sluice:ignore without a reason does not suppress it: add one)"
@@ -136,6 +143,23 @@ func (s *scanner) excerpt(b []byte, ls, le, col int) string {
 
 // ignoreMarker starts an inline suppression: sluice:ignore RULE-ID[,RULE-ID...] reason.
 const ignoreMarker = "sluice:ignore"
+
+// suppressionNear looks for a suppression of r at its first line and, for a finding over
+// several lines, at the line of what it is about (where a sluice:ignore written before
+// findings began at their construct sits).
+func suppressionNear(b []byte, r rawFinding, ls, le int) (*Suppression, bool) {
+	sup, bare := suppressionAt(b, ls, le, r.rule, r.detector)
+	if sup == nil && r.anchor > le {
+		als, ale := lineBounds(b, r.anchor)
+		var bare2 bool
+		sup, bare2 = suppressionAt(b, als, ale, r.rule, r.detector)
+		bare = bare || bare2
+	}
+	if sup != nil {
+		return sup, false
+	}
+	return nil, bare
+}
 
 // suppressionAt looks for a suppression of rule (or of detector) on the finding's line,
 // then on the line above. bare reports a matching marker without a reason, which does not

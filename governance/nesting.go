@@ -14,8 +14,11 @@ import (
 // max-depth counts), any other block (object literal, plain block) keeps its parent's
 // level. else-if chains and catch/finally sit at the level of their if and try. Bodies
 // without braces (if (a) if (b) x();) count too. Python is measured on indentation of
-// logical lines. The finding is reported once, at the block that reaches the limit, with
-// the deepest level below it.
+// logical lines. A reader sees a function's top-level statements one by one: each (an if
+// with its else-ifs and else, a try with its catches, a loop, a switch) with what is
+// nested in it is one construct, reported once when any block of it reaches the limit:
+// from its keyword to its end, naming its deepest block. Its severity grows with the depth
+// past the limit (nestSeverity).
 
 const ruleNesting = "AI-001"
 
@@ -54,13 +57,29 @@ type nestFrame struct {
 	depth   int32  // control-flow depth inside this frame
 	basePD  int32  // paren depth at the frame's start
 	kw      string // cond frames: the keyword
-	rep     int32  // the report this frame counts towards, or -1
+	rep     int32  // the construct this frame is part of (see nestReport), or -1
 }
 
+// nestReport is a construct: a control-flow statement at the top of a function body (an
+// if with its else-ifs and else, a try with its catches and finally, a loop, a switch) and
+// all that is nested in it. It is one AI-001 finding when a block in it reaches the limit,
+// however many do. start and end are its keyword, close where its last block ends; at is
+// the keyword of its deepest block, chain the keywords down to it.
 type nestReport struct {
 	start, end int
-	depth, max int32
+	close      int
+	max        int32 // depth of the deepest block
+	blocks     int   // blocks at the limit
+	at         int
 	chain      string
+}
+
+// lastCond is the control-flow block that closed last: an else, else if, catch or finally
+// right after it continues its construct.
+type lastCond struct {
+	frames int // the frame stack's length once it closed
+	depth  int32
+	rep    int32
 }
 
 // nestState is a scanner's reusable state for AI-001.
@@ -223,13 +242,16 @@ type braceScan struct {
 	pending string // a control header just ended: the next token is its body
 	kwPos   int    // offset of stmtKw
 	dot     bool   // the previous token was '.'
+	pos     int    // offset of the token being read
+	elseIf  bool   // the if being read follows an else
+	last    lastCond
 }
 
 func (n *nestState) scanBrace(s *scanner, b []byte, lang *braceLang) {
 	n.frames = append(n.frames[:0], nestFrame{rep: -1})
 	n.parens = n.parens[:0]
 	n.reports = n.reports[:0]
-	st := &braceScan{n: n, s: s, b: b, lang: lang, limit: int32(s.e.nesting)}
+	st := &braceScan{n: n, s: s, b: b, lang: lang, limit: int32(s.e.nesting), last: lastCond{frames: -1}}
 	st.run()
 	st.flushReports()
 }
@@ -245,15 +267,18 @@ func (st *braceScan) push(kind frameKind, kw string, pos int, virtual bool) {
 	switch kind {
 	case frameCond:
 		f.depth = parent.depth + 1
-		switch {
-		case f.depth == st.limit:
-			f.rep = int32(len(st.n.reports))
-			st.n.reports = append(st.n.reports, nestReport{
-				start: pos, end: pos + len(kw), depth: f.depth, max: f.depth, chain: st.chain(kw),
-			})
-		case f.depth > st.limit && f.rep >= 0:
-			r := &st.n.reports[f.rep]
-			r.max = max(r.max, f.depth)
+		continues := kw == "else" || kw == "catch" || kw == "finally" || kw == "if" && st.elseIf
+		st.elseIf = false
+		if f.depth == 1 {
+			if continues && st.last.frames == len(st.n.frames) && st.last.depth == 1 && st.last.rep >= 0 {
+				f.rep = st.last.rep
+			} else {
+				f.rep = int32(len(st.n.reports))
+				st.n.reports = append(st.n.reports, nestReport{start: pos, end: pos + len(kw)})
+			}
+		}
+		if f.rep >= 0 {
+			st.n.reports[f.rep].reach(f.depth, st.limit, pos, func() string { return st.chain(kw) })
 		}
 	case frameFunc:
 		f.depth, f.rep = 0, -1
@@ -284,6 +309,25 @@ func (st *braceScan) chain(kw string) string {
 	return sb.String()
 }
 
+// pop closes the innermost frame at the current token.
+func (st *braceScan) pop() nestFrame {
+	f := st.n.frames[len(st.n.frames)-1]
+	st.n.frames = st.n.frames[:len(st.n.frames)-1]
+	if f.kind != frameCond {
+		return f
+	}
+	st.last = lastCond{frames: len(st.n.frames), depth: f.depth, rep: f.rep}
+	if f.rep >= 0 {
+		end := st.pos + 1
+		if st.b[st.pos] == '\n' {
+			end = st.pos
+		}
+		r := &st.n.reports[f.rep]
+		r.close = max(r.close, end)
+	}
+	return f
+}
+
 // popVirtual ends the braceless bodies open at the current paren depth.
 func (st *braceScan) popVirtual() {
 	for len(st.n.frames) > 1 {
@@ -291,7 +335,7 @@ func (st *braceScan) popVirtual() {
 		if !f.virtual || f.basePD != st.pd {
 			return
 		}
-		st.n.frames = st.n.frames[:len(st.n.frames)-1]
+		st.pop()
 	}
 }
 
@@ -309,6 +353,7 @@ func (st *braceScan) bodyToken(startsStmt bool, word []byte) {
 		return
 	}
 	if kw == "else" && string(word) == "if" {
+		st.elseIf = true
 		return // else if: the if takes the else's place
 	}
 	st.push(frameCond, kw, st.kwPos, true)
@@ -318,6 +363,7 @@ func (st *braceScan) run() {
 	b := st.b
 	for i := 0; i < len(b); {
 		c := b[i]
+		st.pos = i
 		switch {
 		case c == '\n':
 			st.newline()
@@ -540,11 +586,10 @@ func (st *braceScan) closeBrace() {
 	st.pending = ""
 	// Braceless bodies still open inside the block end with it.
 	for len(st.n.frames) > 1 && st.top().virtual {
-		st.n.frames = st.n.frames[:len(st.n.frames)-1]
+		st.pop()
 	}
 	if len(st.n.frames) > 1 {
-		closed := st.n.frames[len(st.n.frames)-1]
-		st.n.frames = st.n.frames[:len(st.n.frames)-1]
+		closed := st.pop()
 		// Parentheses left open inside the block (a misread literal) close with it.
 		if st.pd > closed.basePD {
 			st.pd = closed.basePD
@@ -594,19 +639,58 @@ func (st *braceScan) blockComment(i int) int {
 	return j
 }
 
-func (st *braceScan) flushReports() {
-	for _, r := range st.n.reports {
-		st.s.addRaw(ruleNesting, "nesting-depth", SeverityMedium, nestMessage(r, st.limit), st.b, r.start, r.end)
+// reach records a block of the construct at depth, whose keyword is at pos; chain names
+// the keywords down to it, computed only for a new deepest block.
+func (r *nestReport) reach(depth, limit int32, pos int, chain func() string) {
+	if depth < limit {
+		return
+	}
+	if depth == limit {
+		r.blocks++
+	}
+	if depth > r.max {
+		r.max, r.at, r.chain = depth, pos, chain()
 	}
 }
 
-func nestMessage(r nestReport, limit int32) string {
-	deep := fmt.Sprintf("%d", r.depth)
-	if r.max > r.depth {
-		deep = fmt.Sprintf("%d to %d", r.depth, r.max)
+func (st *braceScan) flushReports() {
+	for _, r := range st.n.reports {
+		st.s.addNesting(r, st.limit, st.b)
 	}
-	return fmt.Sprintf("control flow nested %s levels deep (%s); at most %d allowed: return early or extract a function",
-		deep, r.chain, limit-1)
+}
+
+// addNesting records a construct that reaches the limit: at its keyword, ending where its
+// last block does.
+func (s *scanner) addNesting(r nestReport, limit int32, b []byte) {
+	if r.blocks == 0 {
+		return
+	}
+	line := 1 + bytes.Count(b[:r.at], []byte{'\n'})
+	s.addRaw(ruleNesting, "nesting-depth", nestSeverity(r.max, limit), nestMessage(r, limit, line), b, r.start, max(r.end, r.close))
+}
+
+// nestSeverity grades a construct by its deepest block: at the limit and one level past
+// it, info (reported, failing only a gate set to fail on info); two levels past, low; three
+// or more, medium. Healthy code reaches the limit now and then (a loop over options, a
+// switch, an if in a case); code nested two or three levels past it is what needs a
+// rewrite.
+func nestSeverity(depth, limit int32) Severity {
+	switch {
+	case depth >= limit+3:
+		return SeverityMedium
+	case depth >= limit+2:
+		return SeverityLow
+	}
+	return SeverityInfo
+}
+
+func nestMessage(r nestReport, limit int32, line int) string {
+	more := ""
+	if r.blocks > 1 {
+		more = fmt.Sprintf("; %d blocks of it reach %d levels", r.blocks, limit)
+	}
+	return fmt.Sprintf("control flow nested %d levels deep (%s, line %d)%s; at most %d allowed: return early or extract a function",
+		r.max, r.chain, line, more, limit-1)
 }
 
 // indexByteFrom returns the index of c in b at or after i, or len(b).

@@ -5,8 +5,8 @@ package governance
 // strings; comments and blank lines do not count. A block header (a line whose first word
 // is a compound statement keyword, with a ':' outside brackets) opens a level for the lines
 // indented below it; elif/else/except/finally close the block above them and open one at
-// the same level, so they sit at the depth of their if or try. def and class start again
-// from zero.
+// the same level, so they sit at the depth of their if or try, and continue its construct.
+// def and class start again from zero.
 
 type pyFrame struct {
 	indent int
@@ -22,6 +22,7 @@ type pyScan struct {
 	limit  int32
 	frames []pyFrame
 	reps   []nestReport
+	inline pyFrame // a header with its body on its line, just read; indent -1: none
 }
 
 // pyLine is what the scan learnt about one logical line.
@@ -32,10 +33,11 @@ type pyLine struct {
 	colon      bool // a ':' outside brackets (the header's)
 	bodyInline bool // code after that ':'
 	code       bool // anything but comments and blanks
+	end        int  // offset after its last code
 }
 
 func (n *nestState) scanPython(s *scanner, b []byte) {
-	p := &pyScan{s: s, b: b, limit: int32(s.e.nesting), frames: n.py[:0], reps: n.reports[:0]}
+	p := &pyScan{s: s, b: b, limit: int32(s.e.nesting), frames: n.py[:0], reps: n.reports[:0], inline: pyFrame{indent: -1}}
 	p.frames = append(p.frames, pyFrame{indent: -1, rep: -1, fn: true})
 	defer func() { n.py, n.reports = p.frames, p.reps }()
 	for i := 0; i < len(b); {
@@ -46,7 +48,7 @@ func (n *nestState) scanPython(s *scanner, b []byte) {
 		}
 	}
 	for _, r := range p.reps {
-		s.addRaw(ruleNesting, "nesting-depth", SeverityMedium, nestMessage(r, p.limit), b, r.start, r.end)
+		s.addNesting(r, p.limit, b)
 	}
 }
 
@@ -114,6 +116,7 @@ func (p *pyScan) logical(i int) (pyLine, int) {
 		default:
 			i++
 		}
+		ln.end = i
 		first = false
 	}
 	return ln, i
@@ -151,8 +154,21 @@ func identEnd(b []byte, i int) int {
 
 // line applies one logical line to the frame stack.
 func (p *pyScan) line(ln pyLine) {
+	// The block that closes at this line's indent: an elif, else, except or finally here
+	// continues its construct.
+	prev, found := p.inline, p.inline.indent == ln.indent
+	p.inline = pyFrame{indent: -1}
 	for len(p.frames) > 1 && p.frames[len(p.frames)-1].indent >= ln.indent {
+		if f := p.frames[len(p.frames)-1]; f.indent == ln.indent {
+			prev, found = f, true
+		}
 		p.frames = p.frames[:len(p.frames)-1]
+	}
+	// The constructs this line is inside end no sooner than it does.
+	for _, f := range p.frames {
+		if f.rep >= 0 {
+			p.reps[f.rep].close = max(p.reps[f.rep].close, ln.end)
+		}
 	}
 	if !ln.colon {
 		return
@@ -163,14 +179,19 @@ func (p *pyScan) line(ln pyLine) {
 	case "if", "elif", "else", "for", "while", "try", "except", "finally", "match":
 		f.kw = ln.kw
 		f.depth = parent.depth + 1
-		switch {
-		case f.depth == p.limit:
-			f.rep = int32(len(p.reps))
-			p.reps = append(p.reps, nestReport{
-				start: ln.kwStart, end: ln.kwStart + len(ln.kw), depth: f.depth, max: f.depth, chain: p.chain(ln.kw),
-			})
-		case f.depth > p.limit && f.rep >= 0:
-			p.reps[f.rep].max = max(p.reps[f.rep].max, f.depth)
+		continues := ln.kw == "elif" || ln.kw == "else" || ln.kw == "except" || ln.kw == "finally"
+		if f.depth == 1 {
+			if continues && found && prev.depth == 1 && prev.rep >= 0 {
+				f.rep = prev.rep
+			} else {
+				f.rep = int32(len(p.reps))
+				p.reps = append(p.reps, nestReport{start: ln.kwStart, end: ln.kwStart + len(ln.kw)})
+			}
+		}
+		if f.rep >= 0 {
+			r := &p.reps[f.rep]
+			r.close = max(r.close, ln.end)
+			r.reach(f.depth, p.limit, ln.kwStart, func() string { return p.chain(ln.kw) })
 		}
 	case "def", "class":
 		f.depth, f.rep, f.fn = 0, -1, true
@@ -178,7 +199,9 @@ func (p *pyScan) line(ln pyLine) {
 	default:
 		return // a dict entry or an annotation with a colon, not a block header
 	}
-	if !ln.bodyInline {
+	if ln.bodyInline {
+		p.inline = f // if x: return, then else: on the next line
+	} else {
 		p.frames = append(p.frames, f)
 	}
 }

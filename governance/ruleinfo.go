@@ -18,9 +18,10 @@ func (e *Engine) ruleInfos(rs *RuleSet) []RuleInfo {
 	if e.packs[PackSupabase] {
 		out = append(out, RuleInfo{
 			ID: ruleSupabase, Name: "SupabaseServiceRoleOutsideServer", Pack: PackSupabase, Severity: SeverityHigh, Security: true,
-			Description: "A Supabase client is created with the service-role key outside admin/ or server/ code.",
+			Description: "A Supabase client is created with the service-role key outside server-only code.",
 			Help: "The service-role key bypasses row level security. Create such clients only in " +
-				"server-only modules (admin/, server/ or the paths in service_role_paths) and use the anon " +
+				"server-only modules (admin/ and server/ directories, admin.ts modules, *.server.ts files, " +
+				"files that import \"server-only\", or the paths in service_role_paths) and use the anon " +
 				"key with RLS everywhere else.",
 		})
 	}
@@ -36,11 +37,14 @@ func (e *Engine) ruleInfos(rs *RuleSet) []RuleInfo {
 	if e.packs[PackAIMarkers] {
 		out = append(out,
 			RuleInfo{
-				ID: ruleNesting, Name: "DeepNesting", Pack: PackAIMarkers, Severity: SeverityMedium,
+				ID: ruleNesting, Name: "DeepNesting", Pack: PackAIMarkers, Severity: SeverityInfo,
 				Description: "Control flow is nested too deep.",
 				Help: "Deeply nested conditionals hide defects, and assistants produce them readily. " +
-					"Return early, invert conditions, or extract a function. The limit is nesting_limit " +
-					"in the rules file.",
+					"Return early, invert conditions, or extract a function. One finding per construct " +
+					"(a statement at the top of a function and what is nested in it); an else if chain " +
+					"is one level. A construct reaching the limit (nesting_limit, default 4) or one level " +
+					"more is info, two more low, three or more medium; rule_severity in the rules file " +
+					"sets one severity for all.",
 			},
 			RuleInfo{
 				ID: ruleMarkers, Name: "UnresolvedAIMarker", Pack: PackAIMarkers, Severity: SeverityMedium,
@@ -54,6 +58,11 @@ func (e *Engine) ruleInfos(rs *RuleSet) []RuleInfo {
 			ID: r.rule, Name: r.rule, Pack: "custom", Severity: r.severity, Security: r.secret,
 			Description: cmpOr(r.description, r.title), Help: cmpOr(r.description, r.title) + " (custom rule from " + filepath.Base(rs.File) + ")",
 		})
+	}
+	for i := range out {
+		if sev, ok := rs.RuleSeverity[out[i].ID]; ok {
+			out[i].Severity = sev
+		}
 	}
 	return out
 }

@@ -25,11 +25,25 @@ type RuleSet struct {
 	// ProtectedTables are the tables GOV-003 guards, as "table" (any schema) or
 	// "schema.table". Default: projects, users, payments, audit_log.
 	ProtectedTables []string
-	// ServiceRolePaths are the globs where GOV-002 allows a service-role client.
-	// Default: **/admin/**, **/server/**.
+	// ServiceRolePaths are the globs where GOV-002 allows a service-role client, besides
+	// files marked server-only in their code (import "server-only", "use server").
+	// Default: **/admin/**, **/server/**, admin.* (utils/supabase/admin.ts), *.server.*.
 	ServiceRolePaths []string
 	// NestingLimit is the depth of nested control flow AI-001 reports. Default 4.
 	NestingLimit int
+	// MigrationPaths are the globs of the SQL files GOV-003 reads. Default:
+	// DefaultMigrationPaths (migration directories and migration tools' file names).
+	MigrationPaths []string
+	// IncludeGenerated scans generated files, vendored bundles, minified files and lock
+	// files (see Config.IncludeGenerated).
+	IncludeGenerated bool
+	// RuleSeverity sets the severity of every finding of a rule: rule id -> severity, e.g.
+	// AI-001 -> medium (whatever the depth).
+	RuleSeverity map[string]Severity
+	// ContextSeverity sets the severity of a rule's findings by the context of their file:
+	// rule id -> context -> severity, e.g. GOV-001 -> test -> low. It wins over
+	// RuleSeverity.
+	ContextSeverity map[string]map[Context]Severity
 
 	allow  allowlist
 	custom []*rxRule
@@ -38,8 +52,16 @@ type RuleSet struct {
 // Default pack settings.
 var (
 	DefaultProtectedTables  = []string{"projects", "users", "payments", "audit_log"}
-	DefaultServiceRolePaths = []string{"**/admin/**", "**/server/**"}
+	DefaultServiceRolePaths = []string{"**/admin/**", "**/server/**", "admin.*", "*.server.*"}
 )
+
+// DefaultMigrationPaths are where GOV-003 looks for migrations: directories named for them
+// (supabase/migrations, db/migrate, db/migration, prisma/migrations, schema_migrations)
+// and the file names of golang-migrate (*.up.sql) and Flyway (V1__init.sql). A seed file,
+// a test's reset script or a one-off query elsewhere is not a migration.
+var DefaultMigrationPaths = []string{
+	"**/*migration*/**", "**/*Migration*/**", "**/migrate/**", "*.up.sql", "*.down.sql", "V[0-9]*__*.sql",
+}
 
 // DefaultNestingLimit is the nesting depth AI-001 reports: four control-flow blocks, one
 // inside the other.
@@ -86,6 +108,7 @@ func ParseRules(file string, data []byte) (*RuleSet, error) {
 		return nil, d.Err()
 	}
 	seen := map[string]bool{}
+	var ruleKeys []ruleKey // keys of the mappings keyed by rule id
 	d.Fields(root, "", "rules file", []field{
 		set("version", func(path string, v *yaml.Node) {
 			if n, ok := d.Int(path, v, 0, math.MaxInt32); ok && n != 0 && n != 1 {
@@ -111,6 +134,20 @@ func ParseRules(file string, data []byte) (*RuleSet, error) {
 			}
 			rs.NestingLimit = int(n)
 		}),
+		set("migration_paths", func(path string, v *yaml.Node) { rs.MigrationPaths = d.globs(path, v) }),
+		set("include_generated", func(path string, v *yaml.Node) { rs.IncludeGenerated = d.Bool(path, v) }),
+		set("rule_severity", func(path string, v *yaml.Node) {
+			rs.RuleSeverity = make(map[string]Severity)
+			d.Pairs(v, path, func(id string, key, sevNode *yaml.Node) {
+				ruleKeys = append(ruleKeys, ruleKey{strictyaml.Join(path, id), id, key})
+				if sev, ok := d.severity(strictyaml.Join(path, id), sevNode); ok {
+					rs.RuleSeverity[id] = sev
+				}
+			})
+		}),
+		set("context_severity", func(path string, v *yaml.Node) {
+			rs.ContextSeverity = d.contextSeverity(path, v, &ruleKeys)
+		}),
 		set("allowlist", func(path string, v *yaml.Node) { rs.allow = d.allowlist(path, v) }),
 		set("rules", func(path string, v *yaml.Node) {
 			d.List(path, v, func(ipath string, i int, item *yaml.Node) {
@@ -124,10 +161,56 @@ func ParseRules(file string, data []byte) (*RuleSet, error) {
 			})
 		}),
 	})
+	// Rule ids are checked once every custom rule is known, wherever the rules list is.
+	for _, k := range ruleKeys {
+		if !slices.Contains(builtinIDs, k.id) && !seen[k.id] {
+			d.Errorf(k.key, k.path, "unknown rule %s: want a built-in rule (%s) or a custom rule's id",
+				k.id, strings.Join(builtinIDs, ", "))
+		}
+	}
 	if err := d.Err(); err != nil {
 		return nil, err
 	}
 	return rs, nil
+}
+
+// ruleKey is a key of a mapping keyed by rule id, checked once the rules are known.
+type ruleKey struct {
+	path, id string
+	key      *yaml.Node
+}
+
+// contextSeverity decodes context_severity: rule id -> {context: severity}; its keys are
+// added to keys.
+func (d rulesDecoder) contextSeverity(path string, v *yaml.Node, keys *[]ruleKey) map[string]map[Context]Severity {
+	out := make(map[string]map[Context]Severity)
+	d.Pairs(v, path, func(id string, key, byCtx *yaml.Node) {
+		ipath := strictyaml.Join(path, id)
+		*keys = append(*keys, ruleKey{ipath, id, key})
+		m := make(map[Context]Severity)
+		d.Pairs(byCtx, ipath, func(name string, key, sevNode *yaml.Node) {
+			cpath := strictyaml.Join(ipath, name)
+			if !slices.Contains(Contexts, Context(name)) {
+				d.Errorf(key, cpath, "unknown context %q: want %s", name, joinContexts())
+				return
+			}
+			if sev, ok := d.severity(cpath, sevNode); ok {
+				m[Context(name)] = sev
+			}
+		})
+		out[id] = m
+	})
+	return out
+}
+
+// severity decodes a severity name.
+func (d rulesDecoder) severity(path string, v *yaml.Node) (Severity, bool) {
+	sev, err := ParseSeverity(d.Str(path, v))
+	if err != nil {
+		d.Errorf(strictyaml.Resolve(v), path, "%v", err)
+		return 0, false
+	}
+	return sev, true
 }
 
 // rule decodes rules[i], a custom rule; seen holds the ids of the rules before it.

@@ -33,6 +33,14 @@ func TestRulesErrors(t *testing.T) {
 		{"a number for a list", "rules: 3\n", []string{"rules.yaml:1:8: rules: must be a list, got \"3\""}},
 		{"bad nesting limit", "nesting_limit: 1\n", []string{"rules.yaml:1:16: nesting_limit: 1 is out of range: must be 2 or more"}},
 		{"unknown top field", "rule: []\n", []string{`rules.yaml:1:1: rule: unknown field "rule" in rules file (did you mean "rules"?)`}},
+		{"context severity of an unknown rule", "context_severity:\n  GOV-009: {test: low}\n", []string{"rules.yaml:2:3: context_severity.GOV-009: unknown rule GOV-009"}},
+		{"unknown context", "context_severity:\n  GOV-001: {tests: low}\n", []string{`rules.yaml:2:13: context_severity.GOV-001.tests: unknown context "tests": want code, test, fixture, docs`}},
+		{"bad context severity", "context_severity:\n  GOV-001:\n    docs: quiet\n", []string{`rules.yaml:3:11: context_severity.GOV-001.docs: unknown severity "quiet"`}},
+		{"rule severity of an unknown rule", "rule_severity: {AI-003: low}\n", []string{"rules.yaml:1:17: rule_severity.AI-003: unknown rule AI-003"}},
+		{"bad rule severity", "rule_severity: {AI-001: loud}\n", []string{`rules.yaml:1:25: rule_severity.AI-001: unknown severity "loud"`}},
+		{"bad migration glob", "migration_paths: ['db/[']\n", []string{`rules.yaml:1:19: migration_paths[0]: glob "db/["`}},
+		{"context severity not a mapping", "context_severity: [GOV-001]\n", []string{"rules.yaml:1:19: context_severity: must be a mapping"}},
+		{"include_generated not a bool", "include_generated: sometimes\n", []string{"rules.yaml:1:20: include_generated:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseRules("rules.yaml", []byte(tc.yaml))
@@ -93,10 +101,10 @@ rules:
 		{"docs/notes.md", "token " + tok + "\nhost db.corp.internal\n", []string{"ORG-TOKEN@1"}},
 		{"src/low.ts", "const t = 'tok_aaaaaaaaaaaaaaaaaaaaaaaa'\n", nil},
 		{"fixtures/data.ts", "const t = '" + tok + "'\n", nil},
-		{"db/001.sql", "DROP TABLE users;\nDROP TABLE billing.invoices;\nDROP TABLE public.invoices;\n", []string{"GOV-003@2"}},
+		{"db/migrations/001.sql", "DROP TABLE users;\nDROP TABLE billing.invoices;\nDROP TABLE public.invoices;\n", []string{"GOV-003@2"}},
 		{"supabase/functions/admin/index.ts", "createClient(url, Deno.env.get('SUPABASE_SERVICE_ROLE_KEY'))\n", nil},
 		{"src/server/db.ts", "createClient(url, process.env.SUPABASE_SERVICE_ROLE_KEY)\n", []string{"GOV-002@1"}},
-		{"src/deep.js", "if (a) {\n  if (b) {\n    if (c) {\n      x()\n    }\n  }\n}\n", []string{"AI-001@3"}},
+		{"src/deep.js", "if (a) {\n  if (b) {\n    if (c) {\n      x()\n    }\n  }\n}\n", []string{"AI-001@1"}},
 	} {
 		var got []string
 		for _, f := range e.ScanFile(tc.file, []byte(tc.content)) {
@@ -119,7 +127,7 @@ func TestPacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := e.ScanFile("x.sql", []byte(withFakes("-- @@STRIPE_LIVE@@ TODO(ai)\nDROP TABLE users;\n")))
+	fs := e.ScanFile("migrations/x.sql", []byte(withFakes("-- @@STRIPE_LIVE@@ TODO(ai)\nDROP TABLE users;\n")))
 	if len(fs) != 1 || fs[0].Rule != ruleMigrations {
 		t.Errorf("only migrations: got %+v", fs)
 	}

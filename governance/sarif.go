@@ -38,6 +38,15 @@ type sarifRun struct {
 	Invocations []sarifInvocation `json:"invocations"`
 	ColumnKind  string            `json:"columnKind"`
 	Results     []sarifResult     `json:"results"`
+	Properties  sarifRunProps     `json:"properties"`
+}
+
+// sarifRunProps say what the scan read and what it left out, by reason (SkipReason), so
+// a viewer can tell a clean tree from an unscanned one.
+type sarifRunProps struct {
+	FilesScanned int            `json:"filesScanned"`
+	LinesScanned int            `json:"linesScanned"`
+	Skipped      map[string]int `json:"skipped"`
 }
 
 type sarifInvocation struct {
@@ -90,9 +99,13 @@ type sarifResult struct {
 	Properties          sarifResultProps   `json:"properties"`
 }
 
+// sarifResultProps: context (code, test, fixture, docs) is also a tag, "context:test", for
+// viewers that filter results by tag.
 type sarifResultProps struct {
-	Detector string `json:"detector"`
-	Severity string `json:"severity"`
+	Detector string   `json:"detector"`
+	Severity string   `json:"severity"`
+	Context  string   `json:"context"`
+	Tags     []string `json:"tags"`
 }
 
 type sarifLocation struct {
@@ -165,7 +178,10 @@ func WriteSARIF(w io.Writer, r *Report, o SARIFOptions) error {
 				},
 			}}},
 			PartialFingerprints: map[string]string{SARIFFingerprintKey: f.Fingerprint},
-			Properties:          sarifResultProps{Detector: f.Detector, Severity: f.Severity.String()},
+			Properties: sarifResultProps{
+				Detector: f.Detector, Severity: f.Severity.String(), Context: string(f.Context),
+				Tags: []string{"context:" + string(f.Context)},
+			},
 		}
 		if f.Excerpt != "" {
 			res.Locations[0].PhysicalLocation.Region.Snippet = &sarifText{Text: f.Excerpt}
@@ -180,6 +196,7 @@ func WriteSARIF(w io.Writer, r *Report, o SARIFOptions) error {
 		Runs: []sarifRun{{
 			Tool: sarifTool{Driver: driver}, Invocations: []sarifInvocation{{ExecutionSuccessful: true}},
 			ColumnKind: "unicodeCodePoints", Results: results,
+			Properties: runProps(r.Stats),
 		}},
 	}
 	enc := json.NewEncoder(w)
@@ -189,6 +206,16 @@ func WriteSARIF(w io.Writer, r *Report, o SARIFOptions) error {
 		return fmt.Errorf("write SARIF: %w", err)
 	}
 	return nil
+}
+
+func runProps(st Stats) sarifRunProps {
+	p := sarifRunProps{FilesScanned: st.Files, LinesScanned: st.Lines, Skipped: map[string]int{}}
+	for reason, n := range st.Skipped {
+		if n > 0 {
+			p.Skipped[string(reason)] = n
+		}
+	}
+	return p
 }
 
 // fileURI is a relative path as a URI reference: each segment percent-encoded.

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
+	"net/url"
 	"regexp"
 	"strings"
 )
@@ -158,10 +159,10 @@ var placeholderWords = []string{
 	"your_", "your-", "yourkey", "yourtoken", "yoursecret", "yourpassword", "xxxx", "****",
 	"...", "<", ">", "${", "{{", "}}", "%s", "%(", "redacted", "fake", "insert", "replace",
 	"lorem", "abcdefgh", "12345678", "01234567", "notreal", "not_real", "not-a-",
-	"hunter2", "12345", "todo",
+	"hunter2", "12345", "todo", "abc123", "mock", "invalid",
 	// Values that name themselves (my-secret-token, tok-1234-very-secret) are demo and test
 	// values: real ones are random.
-	"secret", "password", "passwd", "token",
+	"secret", "password", "passwd", "passphrase", "token",
 }
 
 // isPlaceholder reports whether a secret is a placeholder, a template variable or an
@@ -249,6 +250,7 @@ func checkJWT(m *match) bool {
 		Role string `json:"role"`
 		Sub  string `json:"sub"`
 		Name string `json:"name"`
+		Iss  string `json:"iss"`
 	}
 	if !decodeJSONPart(parts[0], &header) || !decodeJSONPart(parts[1], &payload) {
 		return false
@@ -260,6 +262,10 @@ func checkJWT(m *match) bool {
 		return false
 	case payload.Sub == "1234567890" && payload.Name == "John Doe":
 		return false
+	case payload.Iss == "supabase-demo":
+		return false // the local development keys the Supabase CLI prints and documents
+	case localIssuer(payload.Iss):
+		return false // signed by a test or documentation issuer: it opens nothing real
 	case payload.Role == "service_role":
 		m.title, m.severity = "Supabase service_role JWT (bypasses row level security)", SeverityCritical
 	}
@@ -277,19 +283,29 @@ func decodeJSONPart(part []byte, v any) bool {
 // checkURLPassword leaves out local and documentation hosts, where credentials in a URL
 // are the development default (postgres://postgres:postgres@localhost).
 func checkURLPassword(m *match) bool {
-	host := strings.ToLower(string(m.line[m.sub[4]:m.sub[5]]))
-	host = strings.Trim(host, "[]")
+	return !localHost(string(m.line[m.sub[4]:m.sub[5]]))
+}
+
+// localHost reports whether host is a local, compose-service or documentation host.
+func localHost(host string) bool {
+	host = strings.Trim(strings.ToLower(host), "[]")
 	switch host {
 	case "localhost", "127.0.0.1", "0.0.0.0", "::1", "host", "hostname", "example.com",
 		"example.org", "example.net", "db", "database", "postgres", "mysql", "redis":
-		return false
+		return true
 	}
 	for _, suffix := range []string{".example", ".example.com", ".example.org", ".test", ".local", ".localhost", ".invalid"} {
 		if strings.HasSuffix(host, suffix) {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// localIssuer reports whether a JWT's iss is a URL on a local or documentation host.
+func localIssuer(iss string) bool {
+	u, err := url.Parse(iss)
+	return err == nil && u.Host != "" && localHost(u.Hostname())
 }
 
 // rejectKeyWords are words of a key whose value is not a secret: password_reset_url,
@@ -310,6 +326,10 @@ var rejectKeyWords = map[string]bool{
 	"timeout": true, "at": true, "by": true, "kind": true, "encoding": true,
 }
 
+// callExpr: a function or method call (copyUint8Array(vector.key), this.keys.get(id)):
+// code that computes the value, not the value.
+var callExpr = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)*\(`)
+
 // identPath: a dotted reference to a variable or attribute, not a literal.
 var identPath = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?$`)
 
@@ -322,7 +342,11 @@ func checkGeneric(m *match) bool {
 		}
 	}
 	v := m.secret
-	if bytes.ContainsAny(v, " \t") || identPath.Match(v) {
+	if bytes.ContainsAny(v, " \t") || identPath.Match(v) || callExpr.Match(v) {
+		return false
+	}
+	// A JWT is judged by the jwt detector, which knows public and sample tokens.
+	if bytes.HasPrefix(v, []byte("eyJ")) && bytes.Count(v, []byte(".")) == 2 {
 		return false
 	}
 	if bytes.HasPrefix(v, []byte("http")) || v[0] == '/' || bytes.HasPrefix(v, []byte("./")) ||

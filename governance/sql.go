@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// GOV-003: destructive DDL on protected tables, found by tokenising SQL: comments, string
+// GOV-003: destructive DDL on protected tables in migrations (SQL files under
+// migration_paths, DefaultMigrationPaths by default), found by tokenising SQL: comments, string
 // literals (with '' and E'\'' escapes) and dollar-quoted bodies are not code, identifiers
 // may be schema-qualified and quoted ("public"."users", `users`, [dbo].[users]), and IF
 // EXISTS, ONLY, CASCADE are understood. Statements are split at semicolons; a DO block's
@@ -45,11 +46,22 @@ type sqlState struct {
 	toks []sqlTok
 }
 
-func (q *sqlState) scan(s *scanner, b []byte) {
+func (q *sqlState) scan(s *scanner, rel string, b []byte) {
 	q.toks = tokenizeSQL(s, b, 0, len(b), q.toks[:0], true)
-	if s.e.packs[PackMigrations] {
+	if s.e.packs[PackMigrations] && s.e.isMigration(rel) {
 		checkStatements(s, b, q.toks, 0)
 	}
+}
+
+// isMigration reports whether the SQL file at rel is a migration (migration_paths): a
+// seed, a test's reset script or an ad-hoc query that truncates a table is not one.
+func (e *Engine) isMigration(rel string) bool {
+	for _, g := range e.migPaths {
+		if matchGlob(g, rel) {
+			return true
+		}
+	}
+	return false
 }
 
 // tokenizeSQL appends the tokens of b[from:to]; comments are recorded on the scanner
@@ -281,11 +293,11 @@ func checkStatement(s *scanner, st sqlStmt, depth int) {
 		}
 		switch {
 		case st.word(i, "drop") && st.word(i+1, "table"):
-			checkDropTable(s, st, i+2)
+			checkDropTable(s, st, st.toks[i].start, i+2)
 		case st.word(i, "truncate"):
-			checkTruncate(s, st, i+1)
+			checkTruncate(s, st, st.toks[i].start, i+1)
 		case st.word(i, "alter") && st.word(i+1, "table"):
-			checkAlterTable(s, st, i+2)
+			checkAlterTable(s, st, st.toks[i].start, i+2)
 		}
 	}
 }
@@ -300,7 +312,11 @@ func (st sqlStmt) afterBlockWord(i int) bool {
 	return false
 }
 
-func checkDropTable(s *scanner, st sqlStmt, i int) {
+// The checks report at the table or column a statement names, or, when the statement
+// began on an earlier line, from its keyword (from) on: a finding points at where the
+// statement starts, and its end at the name.
+
+func checkDropTable(s *scanner, st sqlStmt, from, i int) {
 	if st.word(i, "if") && st.word(i+1, "exists") {
 		i += 2
 	}
@@ -310,7 +326,7 @@ func checkDropTable(s *scanner, st sqlStmt, i int) {
 			return
 		}
 		if t, ok := s.protectedTable(parts); ok {
-			s.addRaw(ruleMigrations, "drop-table", SeverityHigh, "DROP TABLE of protected table "+t, st.b, start, end)
+			s.addRawFrom(ruleMigrations, "drop-table", SeverityHigh, "DROP TABLE of protected table "+t, st.b, from, start, end)
 		}
 		if !st.punct(next, ',') {
 			return
@@ -319,7 +335,7 @@ func checkDropTable(s *scanner, st sqlStmt, i int) {
 	}
 }
 
-func checkTruncate(s *scanner, st sqlStmt, i int) {
+func checkTruncate(s *scanner, st sqlStmt, from, i int) {
 	if st.word(i, "table") {
 		i++
 	}
@@ -332,7 +348,7 @@ func checkTruncate(s *scanner, st sqlStmt, i int) {
 			return
 		}
 		if t, ok := s.protectedTable(parts); ok {
-			s.addRaw(ruleMigrations, "truncate", SeverityHigh, "TRUNCATE of protected table "+t, st.b, start, end)
+			s.addRawFrom(ruleMigrations, "truncate", SeverityHigh, "TRUNCATE of protected table "+t, st.b, from, start, end)
 		}
 		if st.punct(next, '*') {
 			next++
@@ -347,7 +363,7 @@ func checkTruncate(s *scanner, st sqlStmt, i int) {
 // notColumns follow DROP in an ALTER TABLE action without naming a column.
 var notColumns = []string{"constraint", "index", "key", "primary", "foreign", "check", "partition", "default", "trigger", "policy", "not", "identity", "expression"}
 
-func checkAlterTable(s *scanner, st sqlStmt, i int) {
+func checkAlterTable(s *scanner, st sqlStmt, from, i int) {
 	if st.word(i, "if") && st.word(i+1, "exists") {
 		i += 2
 	}
@@ -370,8 +386,8 @@ func checkAlterTable(s *scanner, st sqlStmt, i int) {
 	for ; i < len(st.toks); i = nextAction(st, i) {
 		col, start, end := st.droppedColumn(i)
 		if col != "" {
-			s.addRaw(ruleMigrations, "drop-column", SeverityHigh,
-				"ALTER TABLE ... DROP COLUMN "+col+" of protected table "+table, st.b, start, end)
+			s.addRawFrom(ruleMigrations, "drop-column", SeverityHigh,
+				"ALTER TABLE ... DROP COLUMN "+col+" of protected table "+table, st.b, from, start, end)
 		}
 	}
 }

@@ -5,8 +5,11 @@ import (
 	"strings"
 )
 
-// GOV-002: a Supabase client created with the service-role key outside the paths allowed
-// to hold it (admin/ and server/ by default). The file is tokenised (comments skipped,
+// GOV-002: a Supabase client created with the service-role key outside server-only code:
+// the paths allowed to hold it (admin/ and server/ directories, admin modules such as
+// utils/supabase/admin.ts and *.server.ts files by default) and JS/TS files that mark
+// themselves server-only (import "server-only", which fails the build of any client
+// bundle that imports the file, or a "use server" directive). The file is tokenised (comments skipped,
 // identifiers and strings kept) and each createClient(...) call's arguments are checked for
 // a service-role reference: an identifier or string naming service_role in any case
 // (process.env.SUPABASE_SERVICE_ROLE_KEY, serviceRoleKey, 'service_role'), or a variable
@@ -42,6 +45,9 @@ func (s *scanner) scanSupabase(rel string, cls fileClass, b []byte) {
 	}
 	s.jsToks = tokenizeLoose(b, cls.kind == kindPython, s.jsToks[:0])
 	f := &jsFile{b: b, toks: s.jsToks, aliases: make(map[string]bool)}
+	if cls.kind != kindPython && f.serverOnly() {
+		return
+	}
 	for i, t := range f.toks {
 		switch {
 		case f.punct(t) == '=' && t.end-t.start == 1:
@@ -51,8 +57,8 @@ func (s *scanner) scanSupabase(rel string, cls fileClass, b []byte) {
 		case t.kind == jsIdent && isFactory(f.text(t)):
 			if open := callParen(f.toks, i+1, b); open >= 0 && f.argsRefer(open) {
 				s.addRaw(ruleSupabase, "service-role-client", SeverityHigh,
-					"Supabase client with the service-role key outside server-only paths ("+strings.Join(s.e.srPaths, ", ")+
-						"): the key bypasses row level security", b, t.start, t.end)
+					"Supabase client with the service-role key outside server-only code (paths "+strings.Join(s.e.srPaths, ", ")+
+						`, or import "server-only"): the key bypasses row level security`, b, t.start, f.callEnd(open))
 			}
 		}
 	}
@@ -66,6 +72,45 @@ type jsFile struct {
 }
 
 func (f *jsFile) text(t jsTok) []byte { return f.b[t.start:t.end] }
+
+// serverOnly reports whether the file marks itself server-only: import "server-only" (or
+// a require of it), or a "use server" directive among its first statements.
+func (f *jsFile) serverOnly() bool {
+	for i, t := range f.toks {
+		if t.kind != jsString || t.end-t.start < 2 {
+			continue
+		}
+		switch string(f.b[t.start+1 : t.end-1]) {
+		case "server-only":
+			if i > 0 && (string(f.text(f.toks[i-1])) == "import" || i > 1 && string(f.text(f.toks[i-2])) == "require") {
+				return true
+			}
+		case "use server":
+			if i < 8 && (i == 0 || t.nl || f.punct(f.toks[i-1]) == ';') {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// callEnd returns the offset after the ) that closes the call whose ( is toks[open], or
+// after the ( if it is never closed.
+func (f *jsFile) callEnd(open int) int {
+	depth := 0
+	for j := open; j < len(f.toks); j++ {
+		switch f.punct(f.toks[j]) {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				return f.toks[j].end
+			}
+		}
+	}
+	return f.toks[open].end
+}
 
 // punct returns the first byte of a punctuation token, or 0.
 func (f *jsFile) punct(t jsTok) byte {

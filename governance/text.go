@@ -23,8 +23,12 @@ func WriteText(w io.Writer, r *Report, threshold Severity) error {
 	}
 	var b strings.Builder
 	for i, f := range active {
+		tag := f.Detector
+		if f.Context != ContextCode && f.Context != "" {
+			tag += ", in " + string(f.Context)
+		}
 		fmt.Fprintf(&b, "%-8s  %-*s  %s%s  %s [%s]\n", f.Severity, ruleWidth, f.Rule, locs[i],
-			strings.Repeat(" ", width-utf8.RuneCountInString(locs[i])), f.Message, f.Detector)
+			strings.Repeat(" ", width-utf8.RuneCountInString(locs[i])), f.Message, tag)
 		if f.Excerpt != "" {
 			fmt.Fprintf(&b, "%s  > %s\n", strings.Repeat(" ", 8+2+ruleWidth), f.Excerpt)
 		}
@@ -63,7 +67,7 @@ func Summary(r *Report, threshold Severity) string {
 		parts = append(parts, fmt.Sprintf("governance: %s (%s), %d at or above %s",
 			plural(len(active), "finding"), strings.Join(bySev, ", "), len(failing), threshold))
 	}
-	scanned := fmt.Sprintf("%s scanned (%s)", plural(r.Stats.Files, "file"), byteSize(r.Stats.Bytes))
+	scanned := fmt.Sprintf("%s scanned (%s, %s)", plural(r.Stats.Files, "file"), byteSize(r.Stats.Bytes), plural(r.Stats.Lines, "line"))
 	if r.Stats.Duration > 0 {
 		scanned += fmt.Sprintf(" in %.2fs", r.Stats.Duration.Seconds())
 	}
@@ -72,7 +76,7 @@ func Summary(r *Report, threshold Severity) string {
 		parts = append(parts, fmt.Sprintf("%d suppressed inline, %d by the baseline", inline, base))
 	}
 	var skipped []string
-	for _, reason := range []SkipReason{SkipBinary, SkipTooLarge, SkipGenerated, SkipVendored, SkipIgnored} {
+	for _, reason := range skipOrder {
 		if n := r.Stats.Skipped[reason]; n > 0 {
 			skipped = append(skipped, fmt.Sprintf("%d %s", n, reason))
 		}
@@ -110,6 +114,7 @@ type jsonFinding struct {
 	EndLine       int    `json:"end_line"`
 	EndColumn     int    `json:"end_column"`
 	Severity      string `json:"severity"`
+	Context       string `json:"context"`
 	Message       string `json:"message"`
 	Excerpt       string `json:"excerpt"`
 	Fingerprint   string `json:"fingerprint"`
@@ -124,7 +129,7 @@ func WriteJSONLines(w io.Writer, findings []Finding) error {
 	for _, f := range findings {
 		j := jsonFinding{
 			Rule: f.Rule, Detector: f.Detector, File: f.File, Line: f.Line, Column: f.Column,
-			EndLine: f.EndLine, EndColumn: f.EndColumn, Severity: f.Severity.String(),
+			EndLine: f.EndLine, EndColumn: f.EndColumn, Severity: f.Severity.String(), Context: string(f.Context),
 			Message: f.Message, Excerpt: f.Excerpt, Fingerprint: f.Fingerprint,
 		}
 		if f.Suppression != nil {

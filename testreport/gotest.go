@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -180,6 +181,26 @@ func appendBounded(s, add string, limit int) string {
 	return s + add
 }
 
+// failed reports whether t, reported failed or unfinished, failed its package: go test
+// fails every parent of a failed subtest, so a failure under a parent that passed, or in a
+// package that passed, was caught by the test that ran it. (A parent or package a cancel
+// cut off is not a pass: its failures stand.)
+func (p *Package) failed(t *Test) bool {
+	if p.Status == StatusPass {
+		return false
+	}
+	for name := t.Name; ; {
+		i := strings.LastIndexByte(name, '/')
+		if i < 0 {
+			return true
+		}
+		name = name[:i]
+		if parent := p.byName[name]; parent != nil && parent.Status == StatusPass {
+			return false
+		}
+	}
+}
+
 // CutOff marks the tests a cancel interrupted as skipped: the run was stopped (another
 // shard failed, or the run was cancelled), they did not fail.
 func CutOff(pkgs []*Package) {
@@ -196,13 +217,20 @@ func CutOff(pkgs []*Package) {
 	}
 }
 
+// noTestFiles is how go test says a package has nothing to run.
+const noTestFiles = "[no test files]"
+
 // Timings are the test binaries' run times of the packages that finished (passed or
-// failed), the durations Split balances; a skipped or cut-off package measured nothing.
+// failed), the durations Split balances, and zero for a package without test files, which
+// costs a shard nothing; any other skipped or cut-off package measured nothing.
 func Timings(pkgs []*Package) map[string]time.Duration {
 	out := make(map[string]time.Duration, len(pkgs))
 	for _, p := range pkgs {
-		if p.Status == StatusPass || p.Status == StatusFail {
+		switch {
+		case p.Status == StatusPass || p.Status == StatusFail:
 			out[p.Name] = p.Elapsed
+		case p.Status == StatusSkip && len(p.Tests) == 0 && strings.Contains(p.Output, noTestFiles):
+			out[p.Name] = 0
 		}
 	}
 	return out

@@ -80,6 +80,25 @@ func TestParser(t *testing.T) {
 			failures: []string{"s.TestHang"},
 		},
 		{
+			// What go test -json prints for testify's suite tests, which run a suite that
+			// fails on purpose through testing.RunTests and pass when it failed.
+			name: "failures a passing parent caught are not failures",
+			input: ev("run", "m", "TestSuite", 0, "") + ev("run", "m", "TestSuite/Inner", 0, "") + ev("run", "m", "TestSuite/Inner/Sub", 0, "") +
+				ev("output", "m", "TestSuite/Inner/Sub", 0, "    m_test.go:13: expected failure\n") + ev("fail", "m", "TestSuite/Inner/Sub", 0, "") +
+				ev("fail", "m", "TestSuite/Inner", 0, "") + ev("pass", "m", "TestSuite", 0, "") +
+				ev("run", "m", "TestReal", 0, "") + ev("fail", "m", "TestReal", 0, "") + ev("fail", "m", "", 0.1, ""),
+			want: map[string]summary{"m": {StatusFail, 100 * time.Millisecond,
+				map[string]Status{"TestSuite": StatusPass, "TestSuite/Inner": StatusFail, "TestSuite/Inner/Sub": StatusFail, "TestReal": StatusFail}}},
+			failures: []string{"m.TestReal"},
+		},
+		{
+			name: "a package that passed failed no test",
+			input: ev("run", "n", "TestSuite", 0, "") + ev("run", "n", "TestSuite/Inner", 0, "") + ev("fail", "n", "TestSuite/Inner", 0, "") +
+				ev("pass", "n", "", 0.1, ""),
+			want:     map[string]summary{"n": {StatusPass, 100 * time.Millisecond, map[string]Status{"TestSuite": StatusRunning, "TestSuite/Inner": StatusFail}}},
+			failures: nil,
+		},
+		{
 			name: "lines that are not events are ignored; no newline at the end",
 			input: "go: downloading example.com/x v1.0.0\n{not json}\n" + `{"Action":"pass"}` + "\n" +
 				ev("run", "t", "TestA", 0, "") + strings.TrimSuffix(ev("pass", "t", "TestA", 0.01, ""), "\n"),
@@ -180,14 +199,17 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// Only finished packages have a timing: a skipped or cut-off one measured nothing.
+// Finished packages have a timing, and a package without test files costs nothing; a
+// skipped or cut-off one measured nothing.
 func TestTimings(t *testing.T) {
-	in := ev("pass", "p", "", 1.5, "") + ev("fail", "q", "", 0.25, "") + ev("skip", "r", "", 0, "") + ev("run", "s", "TestA", 0, "")
+	in := ev("pass", "p", "", 1.5, "") + ev("fail", "q", "", 0.25, "") + ev("skip", "r", "", 0, "") + ev("run", "s", "TestA", 0, "") +
+		ev("output", "u", "", 0, "?   \tu\t[no test files]\n") + ev("skip", "u", "", 0, "")
 	pkgs, err := Parse(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]time.Duration{"p": 1500 * time.Millisecond, "q": 250 * time.Millisecond}
+	CutOff(pkgs)
+	want := map[string]time.Duration{"p": 1500 * time.Millisecond, "q": 250 * time.Millisecond, "u": 0}
 	if got := Timings(pkgs); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Timings = %v, want %v", got, want)
 	}

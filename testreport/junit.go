@@ -18,7 +18,9 @@ const PackageCase = "(package)"
 // JUnitSuites converts packages to JUnit, one suite per package and one case per test; a
 // failed test's failure text is its output. A package that failed with no failed test gets
 // a PackageCase case carrying the package's output. Tests still running when the output
-// ended (the binary crashed or timed out) count as failed.
+// ended (the binary crashed or timed out) count as failed. A test reported failed inside a
+// passing parent or package (a suite's own tests run failing tests on purpose, through
+// testing.RunTests) did not fail the run: it is a passed case with its output.
 func JUnitSuites(pkgs []*Package) []junit.Suite {
 	var suites []junit.Suite
 	for _, pkg := range pkgs {
@@ -26,11 +28,13 @@ func JUnitSuites(pkgs []*Package) []junit.Suite {
 		failedTest := false
 		for _, t := range pkg.Tests {
 			c := junit.Case{Name: t.Name, ClassName: pkg.Name, Time: junit.Seconds(t.Elapsed)}
-			switch t.Status {
-			case StatusFail, StatusRunning:
+			switch {
+			case (t.Status == StatusFail || t.Status == StatusRunning) && pkg.failed(t):
 				failedTest = true
 				c.Failure = &junit.Problem{Message: t.Name + " failed", Type: "failure", Text: t.Output}
-			case StatusSkip:
+			case t.Status == StatusFail:
+				c.SystemOut = &junit.Output{Text: t.Output}
+			case t.Status == StatusSkip:
 				c.Skipped = &junit.Problem{Text: t.Output}
 			}
 			s.Cases = append(s.Cases, c)

@@ -146,16 +146,18 @@ func (s *logSink) write(stream string, p []byte) (int, error) {
 }
 
 // lineLocked adds p to stream's output: whole lines go to the segments, an unterminated
-// tail waits for the rest of its line (or for its stream to end, or to fill a chunk).
+// tail waits for the rest of its line (or for its stream to end). A line longer than a
+// chunk goes out a whole chunk at a time; its last piece waits for its newline, so only
+// the pieces of such a line ever end a chunk without one.
 func (s *logSink) lineLocked(stream string, p []byte) {
 	data := append(s.partial[stream], p...)
 	if i := bytes.LastIndexByte(data, '\n'); i >= 0 {
 		s.appendLocked(stream, data[:i+1])
 		data = data[i+1:]
 	}
-	if len(data) >= logFlushBytes {
-		s.appendLocked(stream, data)
-		data = nil
+	if n := len(data) / logFlushBytes * logFlushBytes; n > 0 {
+		s.appendLocked(stream, data[:n])
+		data = data[n:]
 	}
 	s.partial[stream] = append([]byte(nil), data...)
 }

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"bytes"
+	osexec "os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,5 +109,44 @@ func TestWorkerLinesNeverSplitAStepLine(t *testing.T) {
 		if strings.Contains(l, "step ") && !strings.HasPrefix(l, "step ") {
 			t.Errorf("a worker line shares a line with step output: %q", l)
 		}
+	}
+}
+
+// Chunks end at line boundaries: every chunk ends with a newline, but for the pieces of a
+// line longer than a chunk, so a reader that prefixes or separates chunks (one shard's
+// from another's) never cuts a line. The output reassembles to exactly what the step wrote.
+func TestLogChunksEndAtLineBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		name, step string
+	}{
+		{"many short lines in one write", `awk 'BEGIN { for (i = 0; i < 20000; i++) printf "line %d of the output, padded to vary: %*s\n", i, i % 97, "" }'`},
+		{"lines of every length in small writes", `i=0; while [ $i -lt 150 ]; do head -c $((i * 211)) /dev/zero | tr '\0' x; echo; i=$((i + 1)); done`},
+		{"a line longer than a chunk among short ones", `echo before; head -c 100000 /dev/zero | tr '\0' y; echo; echo after`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.publish(t, newTask("chunks", tc.step))
+			h.start(t, Config{})
+			if res := h.final(t, "chunks"); res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
+				t.Fatalf("%s %q", res.GetOutcome(), res.GetMessage())
+			}
+			var out bytes.Buffer
+			for i, c := range h.logChunks(t, "chunks", "build") {
+				d := c.GetData()
+				if len(d) > 0 && d[len(d)-1] != '\n' && (len(d) != logFlushBytes || bytes.IndexByte(d, '\n') >= 0) {
+					t.Errorf("chunk %d (%s, %d bytes) ends inside a line that fits a chunk: ...%q", i, c.GetStream(), len(d), d[max(0, len(d)-40):])
+				}
+				if c.GetStream() == StreamStdout {
+					out.Write(d)
+				}
+			}
+			want, err := osexec.Command("sh", "-c", tc.step).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("the stdout chunks hold %d bytes, the step wrote %d", out.Len(), len(want))
+			}
+		})
 	}
 }

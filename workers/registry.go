@@ -80,6 +80,8 @@ func engineConfig(s *sluicev1.StageSpec) string {
 	switch {
 	case s.GetGovernance() != nil:
 		return "governance"
+	case s.GetWarnings() != nil:
+		return "warnings"
 	case s.GetContract() != nil:
 		return "contract"
 	case s.GetBackupVerify() != nil:

@@ -20,11 +20,12 @@ import (
 
 func newDemoCmd(a *app) *cobra.Command {
 	var (
-		example     string
-		dataFlag    string
-		keepData    bool
-		keepRunning bool
-		badCanary   bool
+		example      string
+		dataFlag     string
+		keepData     bool
+		keepRunning  bool
+		badCanary    bool
+		badMigration bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -35,9 +36,12 @@ the end while printing its progress as 'sluice run' does, then print a summary o
 stage and of the rollout, and stop the fleet.
 
 The example gates a payments service from the first commit check to production: lint ||
-typecheck, then test || governance, then backup verification, API contract tests and browser
-journeys on a real Chromium against staging, a k6 load test, and on main a progressive
-rollout. The demo runs the service on loopback: a staging instance of the new version (green)
+typecheck, then the unit tests on two shards || the governance engine over the tree (its SARIF
+an artifact), then backup verification of the service's production database (a throwaway
+PostgreSQL the demo starts from the machine's binaries, with the example's migrations and seed
+data: checked live against the committed baseline, then dumped, restored into another
+throwaway cluster and compared), API contract tests and browser journeys on a real Chromium
+against staging, a k6 load test, and on main a progressive rollout. The demo runs the service on loopback: a staging instance of the new version (green)
 for the staging gates, and production: blue (stable) and green (canary) behind the builtin
 weighted router, with a client sending about 250 requests a second through it. The
 coordinator shifts 10% -> 50% -> 100% of the traffic to green, analysing each step against
@@ -46,18 +50,26 @@ blue (error rate at most 1.5x blue's, empty responses under 1%), and promotes it
 --bad-canary ships a green that fails 5% of its requests in production (it passes staging):
 the first analysis at 10% catches it and the coordinator rolls the traffic back to blue.
 
+--bad-migration adds a migration that drops a column of the payments table the service
+still reads (to a copy of the example): the governance stage names the table and column, the
+run fails before anything reaches production, and the demo exits 0.
+
 The fleet runs with authentication, as a real one does: 'sluice auth init' writes its
 credentials into the data directory, the coordinator and each kind's worker connect with
 their own, and the run is submitted as submitter:default. The promotion (or rollback) leaves
 signed evidence, which the demo verifies and writes to DATA/evidence/.
 
-The load stage needs k6 (make bin/k6) and the e2e stage Chromium (Debian: chromium); 'make
-demo' provides both. Run it from the repository root, or point --example at the directory
+The load stage needs k6 (make bin/k6), the e2e stage Chromium (Debian: chromium) and the
+backup-verify stage PostgreSQL's server binaries (Debian: postgresql); 'make demo' provides
+them. Run it from the repository root, or point --example at the directory
 holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected one
-(promoted; rolled back with --bad-canary), 1 it was not, 2 the example is missing or invalid.`,
+(promoted; rolled back with --bad-canary; caught at governance with --bad-migration), 1 it
+was not, 2 the example is missing or invalid.`,
 		Example: `  sluice demo
   # Watch an automatic rollback:
   sluice demo --bad-canary
+  # Watch a destructive migration stopped at the governance gate:
+  sluice demo --bad-migration
   # Keep the fleet up afterwards to look around with the dashboard and 'sluice runs list':
   sluice demo --keep-running`,
 		Args: noArgs,
@@ -66,6 +78,9 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 			file := filepath.Join(example, "pipeline.yaml")
 			if _, err := os.Stat(file); err != nil {
 				return usageErrorf(cmd, "example pipeline %s: %w; run `sluice demo` from the repository root or pass --example DIR", file, err)
+			}
+			if badCanary && badMigration {
+				return usageErrorf(cmd, "--bad-canary and --bad-migration show two different failures: pick one")
 			}
 			if !cmd.Flags().Changed("log-level") {
 				// The fleet's info logs would bury the run's progress.
@@ -80,6 +95,24 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 			p, err := parsePipeline(file, vars, a.stderr)
 			if err != nil {
 				return err
+			}
+			// Production's database is what it is before the change under test: the
+			// migrations of the example as committed.
+			db, err := startDemoDatabase(ctx, example)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				if err := db.close(); err != nil {
+					a.log.Warn("demo database", "err", err)
+				}
+			}()
+			source := example
+			if badMigration {
+				if source, err = withBadMigration(example); err != nil {
+					return err
+				}
+				defer os.RemoveAll(source)
 			}
 			dataDir := dataFlag
 			if dataDir == "" {
@@ -107,6 +140,7 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 				kinds:       sluicev1.AllKinds(),
 				pool:        "default",
 				concurrency: 4,
+				secrets:     db.secrets(p.GetName()),
 			})
 			if err != nil {
 				return err
@@ -128,8 +162,13 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 			defer c.Close()
 			fmt.Fprintf(a.stdout, "staging: green at %s; production: blue (stable) and green (canary%s) behind the router at %s\n",
 				env.stagingURL, map[bool]string{true: ", failing 5%", false: ""}[badCanary], env.routerAdmin)
+			fmt.Fprintf(a.stdout, "production database: %s on a throwaway PostgreSQL, granted to the workers as %s\n",
+				demoDatabaseName, demoDSNSecret)
+			if badMigration {
+				fmt.Fprintf(a.stdout, "change under test: %s, which drops a column the service reads\n", badMigrationFile)
+			}
 			commit, _ := gitCommit(ctx, example)
-			run, digest, err := submitRun(ctx, c, p, example, defaultRef, commit, vars)
+			run, digest, err := submitRun(ctx, c, p, source, defaultRef, commit, vars)
 			if err != nil {
 				return err
 			}
@@ -154,6 +193,7 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 				return err
 			}
 			fmt.Fprintln(a.stdout)
+			writeReports(a.stdout, final)
 			writeRollouts(a.stdout, final)
 			if err := a.demoEvidence(ctx, c, final, layout, filepath.Join(dataDir, "evidence")); err != nil {
 				return err
@@ -166,6 +206,15 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 				if err := f.wait(ctx); err != nil {
 					return err
 				}
+			}
+			if badMigration {
+				f := destructiveMigration(final)
+				if f == nil {
+					return withCode(exitFailed, errors.New("the destructive migration was not caught; see the governance stage above"))
+				}
+				fmt.Fprintf(a.stdout, "the destructive migration was caught at %s:%d (%s), as expected: nothing reached production\n",
+					f.GetFile(), f.GetLine(), f.GetMessage())
+				return nil
 			}
 			if badCanary {
 				if !rolledBack(final) {
@@ -186,6 +235,7 @@ holding the example's pipeline.yaml. Exit codes: 0 the outcome was the expected 
 	f.BoolVar(&keepData, "keep-data", false, "keep the data directory (credentials, evidence) after the demo")
 	f.BoolVar(&keepRunning, "keep-running", false, "keep the fleet running after the run, until Ctrl-C")
 	f.BoolVar(&badCanary, "bad-canary", false, "ship a green that fails 5% of requests and watch the automatic rollback")
+	f.BoolVar(&badMigration, "bad-migration", false, "add a migration that drops a column and watch the governance gate stop it")
 	return cmd
 }
 
@@ -208,6 +258,31 @@ func stageCounts(run *sluicev1.RunState) string {
 		out += fmt.Sprintf("%s%d %s", sep, counts[st], st.Short())
 	}
 	return out
+}
+
+// writeReports lists what the engines stored of the run, by stage: the reports a user
+// would open next (SARIF, JUnit, backup verification).
+func writeReports(w io.Writer, run *sluicev1.RunState) {
+	wrote := false
+	for _, s := range run.GetStages() {
+		var names []string
+		for _, ref := range s.GetArtifacts() {
+			if ref.GetName() != coordinator.EvidenceArtifact {
+				names = append(names, ref.GetName())
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		if !wrote {
+			fmt.Fprintln(w, "reports (sluice artifacts get RUN STAGE NAME, with --keep-running):")
+			wrote = true
+		}
+		fmt.Fprintf(w, "  %-14s %s\n", s.GetName(), strings.Join(names, ", "))
+	}
+	if wrote {
+		fmt.Fprintln(w)
+	}
 }
 
 // writeRollouts prints each rollout of a run: its steps, weights and every verdict's numbers.

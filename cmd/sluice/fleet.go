@@ -209,11 +209,11 @@ func (a *app) startFleet(ctx context.Context, o fleetOptions) (_ *fleet, err err
 	return f, nil
 }
 
-// workerRegistry is the handlers for kinds; the test kind records timings in KV.
+// workerRegistry is the handlers for kinds; the test and e2e kinds record timings in KV.
 func workerRegistry(ctx context.Context, nc *nats.Conn, names bus.Names, kinds []sluicev1.StageKind) (*workers.Registry, error) {
 	var timings jetstream.KeyValue
 	for _, k := range kinds {
-		if k != sluicev1.StageKind_STAGE_KIND_TEST {
+		if k != sluicev1.StageKind_STAGE_KIND_TEST && k != sluicev1.StageKind_STAGE_KIND_E2E || timings != nil {
 			continue
 		}
 		js, err := jetstream.New(nc)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -342,6 +343,19 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(stdout, "demo passed: 9 stages: 9 passed") {
 		t.Errorf("no summary line:\n%s", stdout)
 	}
+	// The stages ran the product's engines: the test shards, the governance engine, and
+	// backup verification of a real database, live and restored.
+	for _, want := range [][]string{
+		{"test", "passed", "across 2 shards"},
+		{"governance", "passed", "governance: no findings at or above high"},
+		{"backup-verify", "passed", "verify: 2 tables match the baseline;", "restore-verify: the dump restores"},
+		{"governance", "governance.sarif,", "governance.junit.xml"},
+		{"backup-verify", "backup-verify/report.txt,", "backup-verify/verify.json,", "backup-verify/restore-verify.json"},
+	} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("no line with %q in:\n%s", want, stdout)
+		}
+	}
 	for _, want := range [][]string{
 		{"deploy-gate", "shifted", "canary at 10%"}, {"deploy-gate", "shifted", "canary at 50%"},
 		{"deploy-gate", "promoted", "canary at 100%"}, {"rollout of deploy-gate: promoted"},
@@ -369,6 +383,32 @@ func TestDemoBadCanaryIsRolledBack(t *testing.T) {
 		if !hasLine(stdout, want...) {
 			t.Errorf("no line with %q in:\n%s", want, stdout)
 		}
+	}
+}
+
+// A migration that drops a column of the payments table is stopped at the governance gate:
+// the finding names the file, table and column, nothing after it runs, and the demo exits 0
+// (the outcome it promised).
+func TestDemoBadMigrationIsCaughtAtGovernance(t *testing.T) {
+	code, stdout, stderr := cli(t, "demo", "--example", "../../examples", "--bad-migration")
+	if code != exitOK {
+		t.Fatalf("demo --bad-migration: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range [][]string{
+		{"governance", "failed", "GOV-003"},
+		{"high", "GOV-003", "DROP COLUMN currency of protected table payments"},
+		{"backup-verify", "skipped", "needs governance"}, {"deploy-gate", "skipped"},
+		{"the destructive migration was caught at app/db/migrations/0003_drop_currency.sql:2", "as expected"},
+	} {
+		if !hasLine(stdout, want...) {
+			t.Errorf("no line with %q in:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "GOV-003  app/db/migrations/0003_drop_currency.sql:2") {
+		t.Errorf("the finding does not name the migration's file and line:\n%s", stdout)
+	}
+	if _, err := os.Stat("../../examples/app/db/migrations/0003_drop_currency.sql"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the bad migration was written into the example itself (%v); it belongs in a copy", err)
 	}
 }
 

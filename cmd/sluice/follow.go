@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 
 	"github.com/sluice-ci/sluice/coordinator"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
+	"github.com/sluice-ci/sluice/testreport"
 )
 
 // Event types the CLI reacts to (the full list is in proto/sluice/v1/event.proto).
@@ -102,42 +106,155 @@ func eventMessage(ev *sluicev1.Event) string {
 	return msg
 }
 
-// printFailedLogs prints the last lines of the failed attempt's output, indented.
+// printFailedLogs prints what the failed attempt found (each failed test with its own
+// message, from the stage's findings) and the last lines of the output of its failed
+// shards, each shard's apart, indented.
 func printFailedLogs(ctx context.Context, c *conn, w io.Writer, ev *sluicev1.Event) error {
-	tail := newTailBuffer(failedLogLines)
-	err := readStream(ctx, c, c.names.LogsStream(), c.names.Log(ev.GetRunId(), ev.GetStage()), false, func(m jetstream.Msg) error {
+	var stage *sluicev1.StageState
+	actx, cancel := c.apiCtx(ctx)
+	run, err := c.api.Get(actx, ev.GetRunId())
+	cancel()
+	if err == nil {
+		stage = stageState(run, ev.GetStage())
+		writeFindings(w, run, stage, ev.GetAttempt(), "    ")
+	}
+	tails := map[int32]*tailBuffer{}
+	err = readStream(ctx, c, c.names.LogsStream(), c.names.Log(ev.GetRunId(), ev.GetStage()), false, func(m jetstream.Msg) error {
 		var chunk sluicev1.LogChunk
 		if err := proto.Unmarshal(m.Data(), &chunk); err != nil {
 			return nil // a damaged chunk must not hide the rest of the output
 		}
-		if chunk.GetAttempt() == ev.GetAttempt() {
-			tail.Write(chunk.GetData())
+		if chunk.GetAttempt() != ev.GetAttempt() {
+			return nil
 		}
+		tail := tails[chunk.GetShardIndex()]
+		if tail == nil {
+			tail = newTailBuffer(failedLogLines)
+			tail.render = testOutput
+			tails[chunk.GetShardIndex()] = tail
+		}
+		tail.Write(chunk.GetData())
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	lines, dropped := tail.Lines()
-	if len(lines) == 0 {
+	shards := failedShards(stage, tails)
+	if len(shards) == 0 {
 		fmt.Fprintln(w, "    (no output)")
 		return nil
 	}
-	if dropped > 0 {
-		fmt.Fprintf(w, "    ... %d earlier lines: sluice logs %s %s\n", dropped, ev.GetRunId(), ev.GetStage())
-	}
-	for _, l := range lines {
-		fmt.Fprintf(w, "    | %s\n", l)
+	for _, i := range shards {
+		lines, dropped := tails[i].Lines()
+		if n := len(stage.GetShards()); n > 1 {
+			fmt.Fprintf(w, "    --- shard %d/%d\n", i+1, n)
+		}
+		if dropped > 0 {
+			fmt.Fprintf(w, "    ... %d earlier lines: sluice logs %s %s\n", dropped, ev.GetRunId(), ev.GetStage())
+		}
+		for _, l := range lines {
+			fmt.Fprintf(w, "    | %s\n", l)
+		}
 	}
 	return nil
 }
 
-// tailBuffer keeps the last n lines written to it, however much is written.
+// failedShards are the shards whose output tells why the attempt failed, in order: those
+// that did not pass and were not stopped because another failed; all with output when
+// the state does not say.
+func failedShards(stage *sluicev1.StageState, tails map[int32]*tailBuffer) []int32 {
+	var failed, all []int32
+	for i := range tails {
+		all = append(all, i)
+		if sh := shardState(stage, i); sh != nil {
+			switch sh.GetOutcome() {
+			case sluicev1.Outcome_OUTCOME_PASSED, sluicev1.Outcome_OUTCOME_CANCELLED, sluicev1.Outcome_OUTCOME_UNSPECIFIED:
+			default:
+				failed = append(failed, i)
+			}
+		}
+	}
+	if len(failed) == 0 {
+		failed = all
+	}
+	slices.Sort(failed)
+	return failed
+}
+
+func stageState(run *sluicev1.RunState, name string) *sluicev1.StageState {
+	for _, s := range run.GetStages() {
+		if s.GetName() == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func shardState(stage *sluicev1.StageState, i int32) *sluicev1.ShardState {
+	if i < 0 || int(i) >= len(stage.GetShards()) {
+		return nil
+	}
+	return stage.GetShards()[i]
+}
+
+// maxShownFindings is how many of a failed stage's findings `run` and `runs show` print.
+const maxShownFindings = 10
+
+// writeFindings prints the findings of the stage's attempt (a failed test's: its
+// package, name, shard and its own message), each with its excerpt, under indent.
+func writeFindings(w io.Writer, run *sluicev1.RunState, stage *sluicev1.StageState, attempt int32, indent string) {
+	var fs []*sluicev1.Finding
+	for _, f := range stage.GetFindings() {
+		if a, ok := f.GetProperties()["attempt"]; !ok || a == strconv.Itoa(int(attempt)) {
+			fs = append(fs, f)
+		}
+	}
+	for _, f := range fs[:min(len(fs), maxShownFindings)] {
+		where := f.GetFile()
+		if f.GetLine() > 0 {
+			where += fmt.Sprintf(":%d", f.GetLine())
+		}
+		line := strings.TrimPrefix(where+": "+oneLine(f.GetMessage()), ": ")
+		if sh := f.GetProperties()["shard"]; sh != "" && len(stage.GetShards()) > 1 {
+			line += " (shard " + sh + ")"
+		}
+		fmt.Fprintf(w, "%s%s\n", indent, line)
+		for l := range strings.Lines(strings.TrimRight(f.GetExcerpt(), "\n")) {
+			fmt.Fprintf(w, "%s    %s\n", indent, strings.TrimRight(l, "\r\n"))
+		}
+	}
+	if more := len(fs) - maxShownFindings; more > 0 {
+		fmt.Fprintf(w, "%s... and %d more: sluice runs show %s -o yaml\n", indent, more, run.GetId())
+	}
+	if n := stage.GetFindingsOmitted(); n > 0 {
+		fmt.Fprintf(w, "%s... and %d not kept in the run's state: see the stage's artifacts (sluice artifacts list %s)\n", indent, n, run.GetId())
+	}
+}
+
+// testOutput renders a line of `go test -json` as the text go test printed: an output
+// event's output, nothing for the other events. Any other line is itself.
+func testOutput(line string) (string, bool) {
+	if !strings.HasPrefix(line, "{") {
+		return line, true
+	}
+	var e testreport.Event
+	if err := json.Unmarshal([]byte(line), &e); err != nil || e.Action == "" {
+		return line, true
+	}
+	if e.Action != "output" && e.Action != "build-output" {
+		return "", false
+	}
+	return strings.TrimRight(e.Output, "\r\n"), true
+}
+
+// tailBuffer keeps the last n lines written to it, however much is written; render, if
+// set, turns each line into what is kept, or drops it.
 type tailBuffer struct {
 	n       int
 	lines   []string
 	partial bytes.Buffer
 	dropped int
+	render  func(string) (string, bool)
 }
 
 func newTailBuffer(n int) *tailBuffer { return &tailBuffer{n: n} }
@@ -157,6 +274,12 @@ func (t *tailBuffer) Write(b []byte) {
 }
 
 func (t *tailBuffer) push(line string) {
+	if t.render != nil {
+		var keep bool
+		if line, keep = t.render(line); !keep {
+			return
+		}
+	}
 	t.lines = append(t.lines, line)
 	if len(t.lines) > t.n {
 		t.lines = t.lines[1:]

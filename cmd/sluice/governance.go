@@ -34,6 +34,7 @@ func newGovernanceScanCmd(a *app) *cobra.Command {
 		rules, baseline, writeBaseline  string
 		format, failOn, sarifOut, junit string
 		maxFileBytes                    int64
+		includeGenerated                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "scan DIR",
@@ -44,13 +45,18 @@ Packs (--packs, default all):
   secrets     GOV-001  API keys and tokens (Stripe, AWS, GitHub, Slack), private keys, JWTs,
                        passwords in URLs, generic secret assignments; in every text file,
                        base64 values of Kubernetes Secrets included. Placeholders and values
-                       read from the environment are not findings.
-  supabase    GOV-002  a Supabase client created with the service-role key outside admin/ or
-                       server/ paths
+                       read from the environment, function calls and values that name
+                       themselves (mock-, example, cert1-passphrase) are not findings. A
+                       finding in a test, fixture or docs file says so (its context).
+  supabase    GOV-002  a Supabase client created with the service-role key outside server-only
+                       code: admin/ and server/ directories, admin.* and *.server.* modules,
+                       files that import "server-only" or start with "use server"
   migrations  GOV-003  DROP TABLE, TRUNCATE or ALTER TABLE ... DROP COLUMN of a protected table
-                       (projects, users, payments, audit_log by default), found by tokenising
+                       (projects, users, payments, audit_log by default) in a migration
+                       (migrations/, db/migrate/, *.up.sql, V1__*.sql), found by tokenising
                        SQL: comments and string literals do not count
-  ai-markers  AI-001   control flow nested 4 deep or more, measured on the code's structure
+  ai-markers  AI-001   control flow nested 4 deep or more, one finding per construct (an else
+                       if chain is one level): info at 4 or 5, low at 6, medium at 7 and deeper
               AI-002   unresolved AI TODO markers in comments (TODO(ai), "... existing code ...")
 
 --rules FILE adds custom rules and sets the packs' options:
@@ -58,6 +64,11 @@ Packs (--packs, default all):
   protected_tables: [projects, users, payments, audit_log, billing.invoices]
   service_role_paths: ["**/admin/**", "**/server/**", "supabase/functions/**"]
   nesting_limit: 4                  # AI-001 reports this depth and deeper
+  migration_paths: ["sql/**"]       # where GOV-003 looks (default: migration directories)
+  include_generated: false          # as --include-generated
+  rule_severity: {AI-001: medium}   # one severity for all of a rule's findings
+  context_severity:                 # by the finding's context: code, test, fixture, docs
+    GOV-001: {test: low, fixture: low, docs: info}
   allowlist: {paths: ["test/fixtures/**"], regexes: ['^dev-'], stopwords: [dummy]}
   rules:
     - id: ORG-001
@@ -75,8 +86,12 @@ the findings recorded by an earlier --write-baseline FILE, so an existing reposi
 the gate and only new findings fail it.
 
 The tree is read as git sees it: .gitignore files are honoured, and vendored directories
-(node_modules, vendor, ...), binary files, generated files and files over --max-file-bytes
-are skipped. A secret is never printed whole: excerpts show a redacted form.
+(node_modules, vendor, ...), binary files and files over --max-file-bytes are skipped, and
+so are, unless --include-generated: generated files ("Code generated ... DO NOT EDIT",
+@generated, *.pb.go), vendored bundles (*.development.js, *.production.min.js, *.bundle.js),
+minified files (*.min.js, or code of very long lines) and lock files. The summary (and the
+SARIF run's properties) count the skipped files by reason. A secret is never printed whole:
+excerpts show a redacted form.
 
 --format text prints a table and a summary; json prints one object per finding (file, line,
 column, rule, detector, severity, message, excerpt, fingerprint); sarif and junit print
@@ -100,7 +115,7 @@ its file:line).`,
 			default:
 				return usageErrorf(cmd, "--format %q: want text, json, sarif or junit", format)
 			}
-			c := governance.Config{Packs: packs, MaxFileBytes: maxFileBytes}
+			c := governance.Config{Packs: packs, MaxFileBytes: maxFileBytes, IncludeGenerated: includeGenerated}
 			if rules != "" {
 				if c.Rules, err = governance.LoadRules(rules); err != nil {
 					return withCode(exitUsage, err)
@@ -180,5 +195,6 @@ its file:line).`,
 	f.StringVar(&sarifOut, "sarif", "", "also write SARIF 2.1.0 to `FILE`")
 	f.StringVar(&junit, "junit", "", "also write JUnit XML to `FILE`")
 	f.Int64Var(&maxFileBytes, "max-file-bytes", governance.DefaultMaxFileBytes, "skip files larger than this")
+	f.BoolVar(&includeGenerated, "include-generated", false, "also scan generated files, vendored bundles, minified files and lock files")
 	return cmd
 }

@@ -45,3 +45,18 @@ func TestGovernanceScanCommand(t *testing.T) {
 		t.Fatalf("bad rules file: exit %d, want %d naming rules.yaml:LINE: %s", code, exitUsage, stderr)
 	}
 }
+
+// A checked-in library bundle is skipped, and the summary says so; --include-generated
+// scans it.
+func TestGovernanceScanIncludeGenerated(t *testing.T) {
+	dir := t.TempDir()
+	secret := "AK" + "IA" + "2E5XQ7MR" + "B4JN6WTY"
+	writeFile(t, filepath.Join(dir, "react-dom.development.js"), "var awsKey = \""+secret+"\";\n")
+	code, stdout, stderr := cli(t, "governance", "scan", dir)
+	if code != exitOK || !strings.Contains(stdout, "skipped 1 vendored bundle") {
+		t.Fatalf("default: exit %d, want %d and the bundle counted as skipped\n%s%s", code, exitOK, stdout, stderr)
+	}
+	if code, stdout, stderr := cli(t, "governance", "scan", dir, "--include-generated"); code != exitFailed || !strings.Contains(stdout, "react-dom.development.js:1") {
+		t.Fatalf("--include-generated: exit %d, want %d with the bundle's finding\n%s%s", code, exitFailed, stdout, stderr)
+	}
+}

@@ -58,7 +58,7 @@ Logs are kept for a limited time and size (7 days and 1 GiB by default).`,
 				if cur != last && (printed || cur.attempt > 1 || cur.shard > 0) {
 					header := fmt.Sprintf("--- attempt %d", cur.attempt)
 					if cur.shard > 0 || last.shard > 0 {
-						header += fmt.Sprintf(", shard %d", cur.shard)
+						header += fmt.Sprintf(", shard %d", cur.shard+1)
 					}
 					fmt.Fprintln(a.stdout, header)
 				}

@@ -14,13 +14,13 @@ import (
 )
 
 // kindRegistry is every kind's handler in this binary: the generic `run:` handler, replaced
-// by a kind's engine where one exists. `sluice dev` and `sluice worker` both use it; the test
-// kind records and reads test durations in timings.
+// by a kind's engine where one exists. `sluice dev` and `sluice worker` both use it; the
+// test and e2e kinds record and read durations in timings to balance their shards.
 func kindRegistry(timings jetstream.KeyValue) *workers.Registry {
 	r := workers.DefaultRegistry()
 	bvkind.Register(r)
 	contractkind.Register(r)
-	e2ekind.Register(r)
+	e2ekind.Register(r, timings)
 	load.Register(r)
 	static.Register(r)
 	testkind.Register(r, timings)

@@ -101,8 +101,9 @@ func newRunsShowCmd(a *app) *cobra.Command {
 		Use:   "show ID",
 		Short: "Show one run: its status and every stage",
 		Long: `Show one run: pipeline, status, ref, source and timing, then a line per stage with its
-kind, status, attempt, duration and message. -o json prints the whole RunState as protojson
-(-o yaml as YAML), spec and per-shard detail included.`,
+kind, status, attempt, duration and message, and for each failed stage its findings (a
+failed test with its own output: the assertion, the panic). -o json prints the whole
+RunState as protojson (-o yaml as YAML), spec and per-shard detail included.`,
 		Example: `  sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D
   sluice runs show 01JD3K5W7N8Q2R4T6V8X0Z2B4D -o yaml`,
 		Args:              exactArgs("ID"),
@@ -169,5 +170,16 @@ func writeRun(a *app, run *sluicev1.RunState) error {
 		return err
 	}
 	fmt.Fprintln(a.stdout)
-	return writeStageTable(a.stdout, run)
+	if err := writeStageTable(a.stdout, run); err != nil {
+		return err
+	}
+	// Why each failed stage failed: its findings, a failed test's with its own message.
+	for _, s := range run.GetStages() {
+		if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_FAILED || len(s.GetFindings()) == 0 {
+			continue
+		}
+		fmt.Fprintf(a.stdout, "\n%s failed (attempt %d):\n", s.GetName(), s.GetAttempt())
+		writeFindings(a.stdout, run, s, s.GetAttempt(), "  ")
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package decide
 
 import (
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -69,7 +70,8 @@ func (d *decider) fit() {
 		return
 	}
 	for _, s := range d.st.GetStages() {
-		s.Metrics = nil
+		// A sharded stage's totals stay: its later shards add to them.
+		s.Metrics = slices.DeleteFunc(s.Metrics, func(m *sluicev1.Metric) bool { return !isTotal(m) })
 		s.Message = sluicev1.Clip(s.GetMessage(), 128)
 		for _, sh := range s.GetShards() {
 			sh.Message = sluicev1.Clip(sh.GetMessage(), 128)

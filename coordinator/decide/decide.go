@@ -43,6 +43,9 @@ func (d *decider) apply(in Input) bool {
 			d.lockGranted(in.Stage)
 		case RetryIn:
 			return d.retry(in)
+		case ResultIn:
+			// A shard stopped because another failed reports after the run ended.
+			return d.lateShard(in.Result)
 		case RolloutCmd:
 			d.err = fmt.Errorf("%w: run %s already %s; no rollout in progress", ErrConflict, d.st.GetId(), d.st.GetStatus().Short())
 		}
@@ -321,8 +324,11 @@ func (d *decider) ahead(s *sluicev1.StageState, r *sluicev1.Result) bool {
 
 func (d *decider) result(r *sluicev1.Result) bool {
 	i, s := d.stage(r.GetStage())
-	if s == nil || s.GetStatus().Terminal() {
+	if s == nil {
 		return false
+	}
+	if s.GetStatus().Terminal() || s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_RETRY_WAIT {
+		return d.lateShard(r)
 	}
 	if d.ahead(s, r) {
 		d.err = fmt.Errorf("%w: run %s stage %s: a result of attempt %d (rollout step %d) on a state at attempt %d, %s",
@@ -359,18 +365,8 @@ func (d *decider) result(r *sluicev1.Result) bool {
 			return false
 		}
 		d.taskFinished(i, s, sh, r)
-		sh.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
-		sh.Outcome = r.GetOutcome()
-		sh.Worker = sluicev1.Clip(r.GetWorker(), maxNameBytes)
-		sh.Delivery = max(sh.GetDelivery(), r.GetDelivery())
-		sh.Message = sluicev1.Clip(r.GetMessage(), maxMessageBytes)
-		sh.ExitCode = r.GetExitCode()
-		if sh.StartedAt == nil {
-			sh.StartedAt = timestampOr(r.GetStartedAt(), d.now)
-		}
-		sh.FinishedAt = timestampOr(r.GetFinishedAt(), d.now)
+		d.finishShard(s, sh, r)
 		d.markRunning(i, s, r)
-		d.fold(s, r)
 		if s.GetRollout() != nil {
 			d.rolloutResult(i, s, r)
 			return true
@@ -447,6 +443,7 @@ func (d *decider) finalShard(i int, s *sluicev1.StageState, sh *sluicev1.ShardSt
 			why = fmt.Sprintf("shard %d/%d: %s", sh.GetIndex()+1, len(s.GetShards()), why)
 		}
 		d.failAttempt(i, s, why)
+		s.Message = withTotals(s, "", s.GetMessage())
 		return
 	}
 	for _, other := range s.GetShards() {
@@ -459,7 +456,11 @@ func (d *decider) finalShard(i int, s *sluicev1.StageState, sh *sluicev1.ShardSt
 	s.Deadline = nil
 	s.Message = sh.GetMessage()
 	if n := len(s.GetShards()); n > 1 {
-		s.Message = sluicev1.Clip(fmt.Sprintf("all %d shards passed (last: %s)", n, sh.GetMessage()), maxMessageBytes)
+		// The totals speak for every shard; without test counts, the last shard's message.
+		s.Message = shardTotals(s)
+		if s.Message == "" {
+			s.Message = sluicev1.Clip(fmt.Sprintf("all %d shards passed (last: %s)", n, sh.GetMessage()), maxMessageBytes)
+		}
 	}
 	d.emit("stage.passed", s.GetName(), s.GetAttempt(), durationMsg(s))
 	d.advance()

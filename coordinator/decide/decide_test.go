@@ -2,6 +2,7 @@ package decide
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -286,8 +287,16 @@ func TestDecideCancel(t *testing.T) {
 	if h.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_CANCELLED || h.status("a") != sluicev1.StageStatus_STAGE_STATUS_CANCELLED || h.status("b") != sluicev1.StageStatus_STAGE_STATUS_CANCELLED {
 		t.Fatalf("after cancel: run %v a %v b %v", h.st.GetStatus(), h.status("a"), h.status("b"))
 	}
-	if d := h.do(result("a", 1, sluicev1.ResultPhase_RESULT_PHASE_FINAL, sluicev1.Outcome_OUTCOME_CANCELLED)); d.State != nil {
-		t.Fatal("a result after cancel changed the run")
+	// The stopped task's result is recorded for its shard, and changes nothing else.
+	events := h.st.GetEventSeq()
+	if d := h.do(result("a", 1, sluicev1.ResultPhase_RESULT_PHASE_FINAL, sluicev1.Outcome_OUTCOME_CANCELLED)); len(d.Tasks) > 0 || len(d.Cancels) > 0 {
+		t.Fatalf("a result after cancel: tasks %v, cancels %v", d.Tasks, d.Cancels)
+	}
+	if h.st.GetEventSeq() != events || h.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_CANCELLED || h.status("a") != sluicev1.StageStatus_STAGE_STATUS_CANCELLED {
+		t.Fatalf("a result after cancel moved the run: %d events (had %d), run %v, a %v", h.st.GetEventSeq(), events, h.st.GetStatus(), h.status("a"))
+	}
+	if sh := h.st.GetStages()[0].GetShards()[0]; sh.GetOutcome() != sluicev1.Outcome_OUTCOME_CANCELLED {
+		t.Fatalf("the stopped shard's outcome is not recorded: %v", sh)
 	}
 	if d, err := h.try(CancelIn{}); err != nil || d.State != nil {
 		t.Fatalf("second cancel: %v", err)
@@ -475,5 +484,100 @@ func TestDecideLockGrantedToACancelledStageIsGivenBack(t *testing.T) {
 	d := h.do(LockGranted{Stage: "prod"})
 	if len(d.Release) != 1 {
 		t.Fatalf("release %v: a grant nobody waits for must be returned", d.Release)
+	}
+}
+
+// shardResult is a final result of shard i of stage a's attempt, with the test counts the
+// test kind reports and a JUnit artifact.
+func shardResult(attempt, i int32, o sluicev1.Outcome, tests, failed, skipped float64) ResultIn {
+	r := result("a", attempt, sluicev1.ResultPhase_RESULT_PHASE_FINAL, o)
+	r.Result.ShardIndex = i
+	r.Result.Message = "step 1 exited 0"
+	if o != sluicev1.Outcome_OUTCOME_PASSED {
+		r.Result.Message = "step 1 exited 1"
+	}
+	label := map[string]string{"shard": fmt.Sprintf("%d/4", i+1)}
+	r.Result.Metrics = []*sluicev1.Metric{
+		{Name: "tests", Value: tests, Labels: label}, {Name: "tests_failed", Value: failed, Labels: label},
+		{Name: "tests_skipped", Value: skipped, Labels: label}, {Name: "test_seconds", Value: 1, Labels: label},
+	}
+	r.Result.Artifacts = []*sluicev1.ArtifactRef{{Name: fmt.Sprintf("junit-shard-%d.xml", i+1)}}
+	return r
+}
+
+// A sharded stage's message totals every shard's tests; shards stopped because another
+// failed still record their outcome, their reports and their counts.
+func TestDecideShardTotals(t *testing.T) {
+	const (
+		pass   = sluicev1.Outcome_OUTCOME_PASSED
+		fail   = sluicev1.Outcome_OUTCOME_FAILED
+		cancel = sluicev1.Outcome_OUTCOME_CANCELLED
+	)
+	for _, tt := range []struct {
+		name    string
+		retries int32
+		results []Input
+		status  sluicev1.StageStatus
+		// message is the stage's message after each result.
+		messages  []string
+		outcomes  []sluicev1.Outcome
+		artifacts int
+	}{
+		{
+			name:     "all pass",
+			results:  []Input{shardResult(1, 0, pass, 300, 0, 2), shardResult(1, 1, pass, 200, 0, 1), shardResult(1, 2, pass, 250, 0, 0), shardResult(1, 3, pass, 100, 0, 0)},
+			status:   sluicev1.StageStatus_STAGE_STATUS_PASSED,
+			messages: []string{"", "", "", "847 passed, 3 skipped across 4 shards"},
+			outcomes: []sluicev1.Outcome{pass, pass, pass, pass}, artifacts: 4,
+		},
+		{
+			name:    "one fails, the others are stopped and report late",
+			results: []Input{shardResult(1, 0, pass, 300, 0, 0), shardResult(1, 1, fail, 200, 2, 0), shardResult(1, 2, cancel, 250, 0, 0), shardResult(1, 3, cancel, 99, 0, 0)},
+			status:  sluicev1.StageStatus_STAGE_STATUS_FAILED,
+			messages: []string{"",
+				"498 passed, 2 failed in 2 of 4 shards; shard 2/4: step 1 exited 1",
+				"748 passed, 2 failed in 3 of 4 shards (1 cancelled); shard 2/4: step 1 exited 1",
+				"847 passed, 2 failed across 4 shards (2 cancelled); shard 2/4: step 1 exited 1"},
+			outcomes: []sluicev1.Outcome{pass, fail, cancel, cancel}, artifacts: 4,
+		},
+		{
+			name:    "a retried attempt counts afresh",
+			retries: 1,
+			results: []Input{shardResult(1, 0, fail, 10, 1, 0), shardResult(1, 1, cancel, 5, 0, 0), Tick{},
+				shardResult(2, 0, pass, 10, 0, 0), shardResult(2, 1, pass, 20, 0, 0), shardResult(2, 2, pass, 30, 0, 0), shardResult(2, 3, pass, 40, 0, 0)},
+			status:   sluicev1.StageStatus_STAGE_STATUS_PASSED,
+			messages: []string{"9 passed, 1 failed in 1 of 4 shards; shard 1/4: step 1 exited 1", "14 passed, 1 failed in 2 of 4 shards (1 cancelled); shard 1/4: step 1 exited 1", "", "", "", "", "100 passed across 4 shards"},
+			outcomes: []sluicev1.Outcome{pass, pass, pass, pass}, artifacts: 2 + 4,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := stage("a")
+			a.Shards, a.Retries = 4, tt.retries
+			h := newHarness(t, "main", a)
+			h.do(Start{})
+			for k, in := range tt.results {
+				if _, ok := in.(Tick); ok {
+					h.now = h.now.Add(time.Hour)
+				}
+				h.do(in)
+				if want := tt.messages[k]; want != "" {
+					if got := h.st.GetStages()[0].GetMessage(); got != want {
+						t.Fatalf("after result %d: message %q, want %q", k+1, got, want)
+					}
+				}
+			}
+			s := h.st.GetStages()[0]
+			if s.GetStatus() != tt.status {
+				t.Fatalf("stage %v, want %v", s.GetStatus(), tt.status)
+			}
+			for k, sh := range s.GetShards() {
+				if sh.GetOutcome() != tt.outcomes[k] || sh.GetPhase() != sluicev1.ResultPhase_RESULT_PHASE_FINAL {
+					t.Errorf("shard %d: %v %v, want final %v", k+1, sh.GetPhase(), sh.GetOutcome(), tt.outcomes[k])
+				}
+			}
+			if len(s.GetArtifacts()) != tt.artifacts {
+				t.Errorf("%d artifacts, want %d (every shard's JUnit)", len(s.GetArtifacts()), tt.artifacts)
+			}
+		})
 	}
 }

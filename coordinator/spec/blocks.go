@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-ci/sluice/deploy"
 	"github.com/sluice-ci/sluice/internal/strictyaml"
+	"github.com/sluice-ci/sluice/lintwarn"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
@@ -25,6 +26,37 @@ func (d *decoder) governance(path string, n *yaml.Node) *sluicev1.GovernanceSpec
 		{Name: "fail_on", Fn: func(path string, _, v *yaml.Node) { g.FailOn = d.Str(path, v) }},
 	})
 	return g
+}
+
+// warnings decodes a static stage's warnings block: the linters' output formats (names of
+// lintwarn.Formats) and user patterns, each checked here so a typo fails before anything runs.
+func (d *decoder) warnings(path string, n *yaml.Node) *sluicev1.WarningsSpec {
+	w := &sluicev1.WarningsSpec{}
+	d.Fields(n, path, "warnings block", []field{
+		{Name: "formats", Fn: func(path string, _, v *yaml.Node) {
+			nodes, paths := d.Items(path, v)
+			for i, item := range nodes {
+				if f := d.OneOf(paths[i], item, lintwarn.Formats()...); f != "" {
+					w.Formats = append(w.Formats, f)
+				}
+			}
+		}},
+		{Name: "patterns", Fn: func(path string, _, v *yaml.Node) {
+			nodes, paths := d.Items(path, v)
+			for i, item := range nodes {
+				p := d.Str(paths[i], item)
+				if _, err := lintwarn.CompilePattern(p); err != nil {
+					d.Errorf(item, paths[i], "%v", err)
+				}
+				w.Patterns = append(w.Patterns, p)
+			}
+		}},
+		{Name: "max_warnings", Fn: func(path string, _, v *yaml.Node) { w.MaxWarnings = d.int32(path, v, 0, math.MaxInt32) }},
+	})
+	if valueOf(n, "formats") == nil && valueOf(n, "patterns") == nil {
+		d.Errorf(resolve(n), join(path, "formats"), "missing: name the linters' output formats (%s), e.g. `formats: [go-vet]`, or give patterns", strings.Join(lintwarn.Formats(), ", "))
+	}
+	return w
 }
 
 func (d *decoder) contract(path string, n *yaml.Node) *sluicev1.ContractSpec {

@@ -201,6 +201,13 @@ func (r renderer) stage(s *sluicev1.StageSpec) *yaml.Node {
 		r.putStr(gm, "fail_on", g.GetFailOn())
 		r.put(m, "governance", gm)
 	}
+	if w := s.GetWarnings(); w != nil {
+		wm := r.mapping()
+		r.putStrs(wm, "formats", w.GetFormats())
+		r.putStrs(wm, "patterns", w.GetPatterns())
+		r.putInt(wm, "max_warnings", int64(w.GetMaxWarnings()))
+		r.put(m, "warnings", wm)
+	}
 	if c := s.GetContract(); c != nil {
 		cm := r.mapping()
 		r.putStr(cm, "target", c.GetTarget())

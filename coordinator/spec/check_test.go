@@ -65,7 +65,8 @@ func everything() *sluicev1.PipelineSpec {
 		Stages: []*sluicev1.StageSpec{
 			{Name: "base", Kind: sluicev1.StageKind_STAGE_KIND_STATIC, Run: []string{"echo ${SLUICE_SHARD_INDEX}"}, Line: 3,
 				Pool: "default", Shards: 1, Timeout: d(time.Minute), RetryBackoff: d(time.Second),
-				Governance: &sluicev1.GovernanceSpec{Packs: []string{"secrets"}, Rules: "r.yaml", Baseline: "b.json", FailOn: "high"}},
+				Governance: &sluicev1.GovernanceSpec{Packs: []string{"secrets"}, Rules: "r.yaml", Baseline: "b.json", FailOn: "high"},
+				Warnings:   &sluicev1.WarningsSpec{Formats: []string{"go-vet", "eslint-unix"}, Patterns: []string{`^(?P<message>WARN .+)$`}, MaxWarnings: 3}},
 			{Name: "test", Kind: sluicev1.StageKind_STAGE_KIND_TEST, Needs: []string{"base"}, Run: []string{"go test ./..."},
 				Env: map[string]string{"B": "b"}, Secrets: []string{"TOKEN"}, Shards: 4, Retries: 2, Timeout: d(10 * time.Minute),
 				RetryBackoff: d(5 * time.Second), When: &sluicev1.When{Branch: []string{"main", "release/*"}}, Pool: "gpu",

@@ -184,6 +184,7 @@ var kindBlocks = []struct {
 	kind  sluicev1.StageKind
 }{
 	{"governance", sluicev1.StageKind_STAGE_KIND_STATIC},
+	{"warnings", sluicev1.StageKind_STAGE_KIND_STATIC},
 	{"contract", sluicev1.StageKind_STAGE_KIND_CONTRACT},
 	{"backup_verify", sluicev1.StageKind_STAGE_KIND_BACKUP_VERIFY},
 	{"e2e", sluicev1.StageKind_STAGE_KIND_E2E},
@@ -210,9 +211,10 @@ func (d *decoder) stage(path, name string, key, n *yaml.Node) (*sluicev1.StageSp
 		RetryBackoff: durationpb.New(DefaultRetryBackoff),
 	}
 	var (
-		needs   []*yaml.Node
-		kindSet bool
-		blocks  []*yaml.Node // keys of the kind blocks present
+		needs       []*yaml.Node
+		kindSet     bool
+		blocks      []*yaml.Node // keys of the kind blocks present
+		warningsKey *yaml.Node
 	)
 	block := func(decode func(path string, v *yaml.Node)) func(string, *yaml.Node, *yaml.Node) {
 		return func(path string, k, v *yaml.Node) {
@@ -276,6 +278,10 @@ func (d *decoder) stage(path, name string, key, n *yaml.Node) (*sluicev1.StageSp
 		}},
 		{Name: "pool", Fn: func(path string, _, v *yaml.Node) { s.Pool = d.pool(path, v) }},
 		{Name: "governance", Fn: block(func(path string, v *yaml.Node) { s.Governance = d.governance(path, v) })},
+		{Name: "warnings", Fn: func(path string, k, v *yaml.Node) {
+			warningsKey = k
+			block(func(path string, v *yaml.Node) { s.Warnings = d.warnings(path, v) })(path, k, v)
+		}},
 		{Name: "contract", Fn: block(func(path string, v *yaml.Node) { s.Contract = d.contract(path, v) })},
 		{Name: "backup_verify", Fn: block(func(path string, v *yaml.Node) { s.BackupVerify = d.backupVerify(path, v) })},
 		{Name: "e2e", Fn: block(func(path string, v *yaml.Node) { s.E2E = d.e2e(path, v) })},
@@ -297,6 +303,9 @@ func (d *decoder) stage(path, name string, key, n *yaml.Node) (*sluicev1.StageSp
 				d.Errorf(k, join(path, k.Value), "a %s block belongs to kind %s stages, but this stage is kind %s: change the kind or remove the block", k.Value, b.kind.Slug(), s.Kind.Slug())
 			}
 		}
+	}
+	if warningsKey != nil && len(s.Run) == 0 {
+		d.Errorf(warningsKey, join(path, "warnings"), "a warnings block counts what run: steps print, but this stage has none: add the linters, e.g. `run: [\"go vet ./...\"]`")
 	}
 	if known && len(s.Run) == 0 && len(blocks) == 0 {
 		todo := "add run: steps"

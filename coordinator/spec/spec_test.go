@@ -67,6 +67,7 @@ func TestValid(t *testing.T) {
 			lint := stageByName(t, p, "lint")
 			eq(t, "lint defaults", []any{lint.Kind, lint.Shards, lint.Retries, lint.Timeout.AsDuration(), lint.RetryBackoff.AsDuration(), lint.Pool, lint.Line},
 				[]any{sluicev1.StageKind_STAGE_KIND_STATIC, int32(1), int32(0), 30 * time.Minute, time.Second, "default", int32(5)})
+			eq(t, "lint warnings", []any{lint.Warnings.Formats, lint.Warnings.MaxWarnings}, []any{[]string{"go-vet"}, int32(0)})
 			test := stageByName(t, p, "test")
 			eq(t, "test", []any{test.Needs, test.Shards, test.Retries, test.Timeout.AsDuration(), test.Run, test.Line},
 				[]any{[]string{"lint"}, int32(4), int32(1), 10 * time.Minute, []string{"go test ./... -json"}, int32(7)})

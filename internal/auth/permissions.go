@@ -93,8 +93,8 @@ func (p *perms) worker(r Role, kind string, n bus.Names) {
 	p.objectWrite(n.ArtifactsStore())
 	// Its heartbeat, under its kind and its own user name only.
 	p.pub("$KV." + n.WorkersBucket() + "." + n.WorkerKey(kind, tmplName, "*"))
-	if kind == "test" {
-		// Test durations for balanced shards, and the split every shard of an attempt uses.
+	if kind == "test" || kind == "e2e" {
+		// Durations for balanced shards, and the split every shard of an attempt uses.
 		kv := bus.KVStream(n.TimingsBucket())
 		p.pub(js("STREAM", "INFO", kv), js("DIRECT", "GET", kv, ">"), "$KV."+n.TimingsBucket()+".>")
 	}

@@ -249,7 +249,7 @@ func actions() []action {
 		{"read run state from KV", coordAdmin, kvGet(bus.Names.RunsBucket)},
 		{"write a lock", coordAdmin, kvPut(bus.Names.LocksBucket)},
 		{"read the coordinators' secrets", coordAdmin, kvGet(bus.Names.SecretsBucket)},
-		{"write test timings", roles(auth.RoleCoordinator, auth.RoleAdmin, auth.WorkerRole(sluicev1.StageKind_STAGE_KIND_TEST)), kvPut(bus.Names.TimingsBucket)},
+		{"write test timings", roles(auth.RoleCoordinator, auth.RoleAdmin, auth.WorkerRole(sluicev1.StageKind_STAGE_KIND_TEST), auth.WorkerRole(sluicev1.StageKind_STAGE_KIND_E2E)), kvPut(bus.Names.TimingsBucket)},
 		{"upload a source bundle", roles(auth.RoleSubmitter, auth.RoleAdmin), objPut(bus.Names.SourcesStore)},
 		{"read a source bundle", func(r auth.Role) bool { return isWorker(r) || coordAdmin(r) }, objGet(bus.Names.SourcesStore)},
 		{"store an artifact", func(r auth.Role) bool { return isWorker(r) || coordAdmin(r) }, objPut(bus.Names.ArtifactsStore)},

@@ -10,7 +10,7 @@ const module = "github.com/sluice-ci/sluice/"
 
 // The engines, and what no engine may depend on, even transitively.
 var (
-	engines = []string{"governance", "contract", "testreport", "backupverify", "loadtest", "e2e", "deploy"}
+	engines = []string{"governance", "contract", "testreport", "backupverify", "loadtest", "e2e", "deploy", "lintwarn"}
 	wire    = []string{"github.com/nats-io/", module + "internal/bus", module + "internal/auth", module + "workers", module + "coordinator", module + "proto/"}
 )
 

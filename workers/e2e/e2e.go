@@ -5,8 +5,9 @@
 //
 //	e2e: {kind: e2e, shards: 3, e2e: {base_url: "${STAGING_URL}", journeys: ["e2e/*.yaml"]}}
 //
-// and each shard runs its share of them (Shard) on the worker's one browser, or runs an
-// external suite,
+// and each shard runs its share of them on the worker's one browser, split longest first
+// by the durations earlier runs recorded in KV sluice_timings (as the test kind splits its
+// units: testkind.AgreeSplit), or runs an external suite,
 //
 //	e2e: {kind: e2e, run: ["npx playwright test --reporter=junit"], env: {PLAYWRIGHT_JUNIT_OUTPUT_NAME: results.xml}}
 //
@@ -27,10 +28,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	engine "github.com/sluice-ci/sluice/e2e"
 	"github.com/sluice-ci/sluice/internal/junit"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
+	"github.com/sluice-ci/sluice/workers/testkind"
 )
 
 // Kind is the stage kind this package handles.
@@ -44,6 +48,11 @@ const JUnitEnv = "SLUICE_JUNIT"
 // Handler runs e2e tasks. Its browser starts with the first journey and is shared by every
 // task of the worker process.
 type Handler struct {
+	// Timings is the KV bucket bus.Names.TimingsBucket(): each journey file's recorded
+	// duration, by which shards split the files, and the split every shard of an attempt
+	// agrees on. Nil: files are split evenly by name and nothing is recorded.
+	Timings jetstream.KeyValue
+
 	c engine.Config
 
 	mu  sync.Mutex
@@ -51,9 +60,12 @@ type Handler struct {
 }
 
 // Register installs a Handler for the e2e kind whose journeys run on the process's one
-// browser, started when the first e2e task arrives.
-func Register(r *workers.Registry) {
-	r.Register(Kind, New(engine.Config{}))
+// browser, started when the first e2e task arrives, and whose shards split the journey
+// files by the durations in timings (nil: evenly by name).
+func Register(r *workers.Registry, timings jetstream.KeyValue) {
+	h := New(engine.Config{})
+	h.Timings = timings
+	r.Register(Kind, h)
 }
 
 // New returns a Handler whose engine uses c. Nothing starts until a task needs a browser.
@@ -102,21 +114,6 @@ func errorf(format string, args ...any) *sluicev1.Result {
 	return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR, Message: fmt.Sprintf(format, args...)}
 }
 
-// Shard returns the files of shard index out of count: every count-th file of the sorted
-// list, so each shard gets an even share and every worker computes the same split.
-func Shard(files []string, index, count int) []string {
-	if count <= 1 {
-		return files
-	}
-	var mine []string
-	for i, f := range files {
-		if i%count == index {
-			mine = append(mine, f)
-		}
-	}
-	return mine
-}
-
 // Expand resolves journey globs (filepath.Match patterns) relative to dir, returning
 // slash-separated paths relative to dir, sorted and without duplicates. A glob that matches
 // nothing or climbs out of dir is an error.
@@ -158,7 +155,17 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 		return errorf("%v", err)
 	}
 	idx, count := int(t.Task.GetShardIndex()), int(t.Task.GetShardCount())
-	mine := Shard(files, idx, count)
+	mine := files
+	if count > 1 {
+		split, err := testkind.AgreeSplit(ctx, h.Timings, t.Task, files)
+		if err != nil {
+			return errorf("split the journey files across %d shards: %v", count, err)
+		}
+		if idx < 0 || idx >= len(split) {
+			return errorf("shard index %d out of range for %d shards", idx, len(split))
+		}
+		mine = split[idx]
+	}
 	shard := ""
 	if count > 1 {
 		shard = fmt.Sprintf(" (shard %d/%d)", idx+1, count)
@@ -242,6 +249,7 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 		}
 	}
 	res.Detail["journeys"] = strings.Join(names, ",")
+	h.record(ctx, t, results)
 	junit := "junit.xml"
 	if count > 1 {
 		junit = fmt.Sprintf("junit-shard-%d.xml", idx+1)
@@ -254,6 +262,7 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 			fmt.Fprintf(t.Log, "store %s: %v\n", junit, err)
 		}
 	}
+	res.Metrics = append(res.Metrics, testCounts(results, len(journeys), t.Task)...)
 	if st := eng.Stats(); st.Starts > 0 {
 		res.Metrics = append(res.Metrics, &sluicev1.Metric{Name: "browser_starts", Value: float64(st.Starts)},
 			&sluicev1.Metric{Name: "browser_start_seconds", Value: st.LastStart.Seconds(), Unit: "s"})
@@ -331,7 +340,7 @@ func runSuite(ctx context.Context, t *workers.Task) *sluicev1.Result {
 	}
 	res.Metrics = append(res.Metrics,
 		&sluicev1.Metric{Name: "tests", Value: float64(tests)},
-		&sluicev1.Metric{Name: "test_failures", Value: float64(failures)})
+		&sluicev1.Metric{Name: "tests_failed", Value: float64(failures)})
 	summary := fmt.Sprintf("%d tests, %d failed (JUnit: %s)", tests, failures, strings.Join(reports, ", "))
 	if failures > 0 && res.Outcome == sluicev1.Outcome_OUTCOME_PASSED {
 		// A suite that reports failures but exits 0 still fails the gate.
@@ -393,4 +402,45 @@ func isJUnit(p string) bool {
 	n, _ := f.Read(head)
 	s := string(head[:n])
 	return strings.Contains(s, "<testsuites") || strings.Contains(s, "<testsuite")
+}
+
+// record stores how long each journey file took, for the next split; a journey a cancel
+// or a crash cut short measured nothing. It runs even when the task's deadline has passed.
+func (h *Handler) record(ctx context.Context, t *workers.Task, results []*engine.Result) {
+	durations := map[string]time.Duration{}
+	for _, r := range results {
+		if r.Status == engine.StatusPassed || r.Status == engine.StatusFailed {
+			durations[r.File] += r.Duration
+		}
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	testkind.RecordTimings(rctx, h.Timings, t, durations)
+}
+
+// recordTimeout bounds storing the journeys' durations.
+const recordTimeout = 10 * time.Second
+
+// testCounts are the shard's journeys as test counts (the names the test kind uses), which
+// a sharded stage totals: every planned journey, those that did not pass, and those a
+// cancel or a deadline left unrun or skipped.
+func testCounts(results []*engine.Result, planned int, task *sluicev1.Task) []*sluicev1.Metric {
+	failed, skipped := 0, planned-len(results)
+	for _, r := range results {
+		switch r.Status {
+		case engine.StatusPassed:
+		case engine.StatusSkipped:
+			skipped++
+		default:
+			failed++
+		}
+	}
+	labels := func() map[string]string {
+		return map[string]string{"shard": fmt.Sprintf("%d/%d", task.GetShardIndex()+1, max(task.GetShardCount(), 1))}
+	}
+	return []*sluicev1.Metric{
+		{Name: "tests", Value: float64(planned), Labels: labels()},
+		{Name: "tests_failed", Value: float64(failed), Labels: labels()},
+		{Name: "tests_skipped", Value: float64(skipped), Labels: labels()},
+	}
 }

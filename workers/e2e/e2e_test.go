@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 	"github.com/sluice-ci/sluice/workers"
+	"github.com/sluice-ci/sluice/workers/testkind"
 )
 
 const kind = sluicev1.StageKind_STAGE_KIND_E2E
@@ -282,18 +284,58 @@ func TestBadJourneyGlob(t *testing.T) {
 	}
 }
 
-func TestShard(t *testing.T) {
-	files := []string{"a", "b", "c", "d", "e"}
-	var all []string
-	for i := range 3 {
-		all = append(all, Shard(files, i, 3)...)
+// Shards split the journey files longest first by their recorded durations, not by name:
+// with shop-1 recorded at 5 s and the others at 1 s, one shard runs shop-1 alone and the
+// other the rest. Every shard's journeys are then recorded as they took, and its test
+// counts are labelled with its 1-based number.
+func TestShardsSplitByRecordedTimings(t *testing.T) {
+	needBrowser(t)
+	site := shopSite(t)
+	f := newFleet(t)
+	kv, err := f.env.JS.KeyValue(t.Context(), f.env.Config.Names.TimingsBucket())
+	if err != nil {
+		t.Fatal(err)
 	}
-	slices.Sort(all)
-	if !slices.Equal(all, files) {
-		t.Errorf("shards cover %v, want %v", all, files)
+	handler.Timings = kv
+	t.Cleanup(func() { handler.Timings = nil })
+	recorded := map[string]string{"journeys/shop-1.yaml": "5000"}
+	for i := 2; i <= 6; i++ {
+		recorded[fmt.Sprintf("journeys/shop-%d.yaml", i)] = "1000"
 	}
-	if got := Shard(files, 1, 3); !slices.Equal(got, []string{"b", "e"}) {
-		t.Errorf("shard 1 of 3: %v", got)
+	for file, ms := range recorded {
+		if _, err := kv.Put(t.Context(), testkind.TimingKey("web", "e2e", file), []byte(ms)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.startWorker(t, "w1")
+	f.startWorker(t, "w2")
+	for i := range int32(2) {
+		f.publish(t, task("timed", i, 2, &sluicev1.StageSpec{E2E: &sluicev1.E2ESpec{BaseUrl: site.URL, Journeys: []string{"journeys/*.yaml"}}}))
+	}
+	want := map[int32]string{
+		0: "journeys/shop-1.yaml",
+		1: "journeys/shop-2.yaml,journeys/shop-3.yaml,journeys/shop-4.yaml,journeys/shop-5.yaml,journeys/shop-6.yaml",
+	}
+	for _, r := range f.finals(t, "timed", 2) {
+		if r.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
+			t.Errorf("shard %d: %s %s", r.GetShardIndex()+1, r.GetOutcome(), r.GetMessage())
+		}
+		if got := r.GetDetail()["journeys"]; got != want[r.GetShardIndex()] {
+			t.Errorf("shard %d/2 ran %s, want %s", r.GetShardIndex()+1, got, want[r.GetShardIndex()])
+		}
+		i := slices.IndexFunc(r.GetMetrics(), func(m *sluicev1.Metric) bool { return m.GetName() == "tests" })
+		if wantShard := fmt.Sprintf("%d/2", r.GetShardIndex()+1); i < 0 || r.GetMetrics()[i].GetLabels()["shard"] != wantShard {
+			t.Errorf("shard %d/2's metrics %v, want a tests count labelled shard %s", r.GetShardIndex()+1, r.GetMetrics(), wantShard)
+		}
+	}
+	for file, before := range recorded {
+		e, err := kv.Get(t.Context(), testkind.TimingKey("web", "e2e", file))
+		if err != nil {
+			t.Fatalf("timing of %s: %v", file, err)
+		}
+		if ms, err := strconv.Atoi(string(e.Value())); err != nil || string(e.Value()) == before || ms < 0 || ms >= 5000 {
+			t.Errorf("timing of %s is %q (was %s), want what the journey took", file, e.Value(), before)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,15 +17,17 @@ type EnvConfig struct {
 	TmpDir string // a per-task directory
 	// CacheHome is the worker's XDG_CACHE_HOME, kept across tasks so tool caches (Go's
 	// build cache, pip, ...) stay warm; empty: not set. Those caches are content-addressed
-	// and safe to share between tasks.
+	// and safe to share between tasks. Go's module cache, which lives under HOME by
+	// default, is put there too (GOMODCACHE), so a task does not download every module
+	// again.
 	CacheHome string
 	// Secrets are the values the worker granted the task, by name.
 	Secrets map[string]string
 }
 
 // TaskEnv builds the clean environment of t's steps: PATH, HOME, LANG=C.UTF-8, TMPDIR and
-// XDG_CACHE_HOME,
-// overridden by the pipeline env and then the stage env, then the stage's secrets as the
+// XDG_CACHE_HOME with Go's GOCACHE and GOMODCACHE in it, overridden by the pipeline env
+// and then the stage env, then the stage's secrets as the
 // worker granted them, then the SLUICE_* task variables, which nothing overrides. Nothing
 // else of the worker's environment leaks. It also returns every granted value, for
 // redaction. A stage secret without a grant is named in an error wrapping ErrMissingSecret.
@@ -37,6 +40,9 @@ func TaskEnv(t *sluicev1.Task, c EnvConfig) (env, secrets []string, err error) {
 	}
 	if c.CacheHome != "" {
 		vars["XDG_CACHE_HOME"] = c.CacheHome
+		// GOCACHE is Go's own default under XDG_CACHE_HOME; set, it is plain to see.
+		vars["GOCACHE"] = filepath.Join(c.CacheHome, "go-build")
+		vars["GOMODCACHE"] = filepath.Join(c.CacheHome, "go-mod")
 	}
 	for k, v := range t.GetEnv() {
 		vars[k] = v

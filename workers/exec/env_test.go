@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -53,6 +56,7 @@ func TestTaskEnvIsClean(t *testing.T) {
 	delete(got, "PWD")
 	want := map[string]string{
 		"PATH": "/usr/bin:/bin", "HOME": home, "TMPDIR": tmp, "LANG": "C.UTF-8", "XDG_CACHE_HOME": cache,
+		"GOCACHE": filepath.Join(cache, "go-build"), "GOMODCACHE": filepath.Join(cache, "go-mod"),
 		"SLUICE_RUN_ID": "r1", "SLUICE_STAGE": "test", "SLUICE_ATTEMPT": "2",
 		"SLUICE_SHARD_INDEX": "1", "SLUICE_SHARD_COUNT": "3", "SLUICE_PIPELINE": "web",
 		"SLUICE_REF":    "main",
@@ -103,5 +107,43 @@ func TestTaskEnvErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Two tasks of a worker, each with a HOME of its own, get one Go build cache and one module
+// cache, as go itself reads them: a task does not download the modules the last one did.
+func TestTaskEnvSharesGoCaches(t *testing.T) {
+	gobin, err := osexec.LookPath("go")
+	if err != nil {
+		t.Skip("no go on PATH")
+	}
+	cache := t.TempDir()
+	var seen []string
+	for i := range 2 {
+		task := testTask()
+		task.ShardIndex = int32(i)
+		// go's telemetry may still write to HOME from a child after go exits, which
+		// t.TempDir's cleanup reports as an error.
+		home, err := os.MkdirTemp("", "sluice-env-home-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(home) })
+		env, _, err := TaskEnv(task, EnvConfig{Path: filepath.Dir(gobin) + ":/usr/bin:/bin", Home: home, TmpDir: t.TempDir(), CacheHome: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		r := &Runner{Dir: t.TempDir(), Env: append(env, "GOTOOLCHAIN=local"), Stdout: &out}
+		if _, err := r.Run(context.Background(), 1, "go env GOMODCACHE GOCACHE"); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, out.String())
+	}
+	want := filepath.Join(cache, "go-mod") + "\n" + filepath.Join(cache, "go-build") + "\n"
+	for i, got := range seen {
+		if got != want {
+			t.Errorf("task %d: go env GOMODCACHE GOCACHE = %q, want %q", i+1, got, want)
+		}
 	}
 }

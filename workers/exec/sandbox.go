@@ -100,20 +100,22 @@ func KillUsers(uids ...int) int {
 	for _, uid := range uids {
 		set[strconv.Itoa(uid)] = true
 	}
-	killed := 0
+	// A killed process shows in /proc until the kernel has ended it, which under load can
+	// outlast a round: it is killed again but counted once.
+	killed := map[int]bool{}
 	for round := 0; round < 10; round++ {
 		pids := processesOf(set)
 		if len(pids) == 0 {
-			return killed
+			break
 		}
 		for _, pid := range pids {
 			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed++
+				killed[pid] = true
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return killed
+	return len(killed)
 }
 
 // processesOf lists the processes whose real uid is in uids.

@@ -1,8 +1,9 @@
 // Package static is the static stage kind: a thin adapter from a task to the governance
-// engine (package github.com/sluice-ci/sluice/governance) and back to a Result. It runs a
-// stage's `run:` steps (linters, whose own flags set their zero-warnings policy) and its
-// `governance:` block, which scans the run's source tree, reports the findings in the
-// result, and uploads SARIF and JUnit reports as artifacts.
+// engine (package github.com/sluice-ci/sluice/governance) and the warnings counter (package
+// github.com/sluice-ci/sluice/lintwarn) and back to a Result. It runs a stage's `run:` steps
+// (linters), counts the warnings they print when the stage has a `warnings:` block, and
+// runs its `governance:` block, which scans the run's source tree. Both report findings in
+// the result and upload SARIF and JUnit reports as artifacts.
 package static
 
 import (
@@ -45,13 +46,14 @@ type Handler struct {
 	Version string
 }
 
-// Handle runs the stage's `run:` steps, then its governance block. The stage fails when a
-// step fails or a finding is at or above fail_on; both are reported in one result.
+// Handle runs the stage's `run:` steps, counting their warnings, then its governance block.
+// The stage fails when a step fails, the warnings are above max_warnings or a finding is at
+// or above fail_on; all are reported in one result.
 func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 	spec := t.Task.GetSpec()
 	g := spec.GetGovernance()
 	if g == nil || len(spec.GetRun()) > 0 {
-		steps := t.RunSteps(ctx, spec.GetRun())
+		steps := steps(ctx, t, spec)
 		if g == nil {
 			return steps
 		}
@@ -65,9 +67,22 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 	return h.governance(ctx, t, g)
 }
 
-// merge combines the steps' result with the governance result.
+// merge combines the steps' result with the governance result: the governance findings
+// (most severe first) before the warnings, at most MaxResultFindings in all.
 func merge(steps, gov *sluicev1.Result) *sluicev1.Result {
 	gov.Metrics = append(steps.GetMetrics(), gov.GetMetrics()...)
+	gov.Artifacts = append(gov.GetArtifacts(), steps.GetArtifacts()...)
+	gov.Findings = append(gov.GetFindings(), steps.GetFindings()...)
+	if gov.Detail == nil {
+		gov.Detail = map[string]string{}
+	}
+	for k, v := range steps.GetDetail() {
+		gov.Detail[k] = v
+	}
+	if n := len(gov.Findings); n > MaxResultFindings {
+		gov.Detail["findings_truncated"] = fmt.Sprintf("%d more findings are in the SARIF artifacts", n-MaxResultFindings)
+		gov.Findings = gov.Findings[:MaxResultFindings]
+	}
 	gov.ExitCode = steps.GetExitCode()
 	if steps.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED && gov.GetOutcome() == sluicev1.Outcome_OUTCOME_PASSED {
 		gov.Outcome = steps.GetOutcome()
@@ -137,22 +152,10 @@ func (h Handler) governance(ctx context.Context, t *workers.Task, g *sluicev1.Go
 	if err := governance.WriteJUnit(&junit, rep, threshold); err != nil {
 		return errorf("%v", err)
 	}
-	for _, a := range []struct {
-		name, contentType string
-		r                 io.Reader
-	}{
+	upload(ctx, t, res, "governance", []report{
 		{SARIFArtifact, "application/sarif+json", &sarif},
 		{JUnitArtifact, "application/xml", &junit},
-	} {
-		ref, err := t.UploadArtifact(ctx, a.name, a.contentType, a.r)
-		if err != nil {
-			res.Outcome = sluicev1.Outcome_OUTCOME_ERROR
-			res.Message += "; " + err.Error()
-			continue
-		}
-		res.Artifacts = append(res.Artifacts, ref)
-		fmt.Fprintf(t.Log, "governance: uploaded %s (%d bytes)\n", ref.GetObject(), ref.GetSize())
-	}
+	})
 	return res
 }
 
@@ -249,4 +252,25 @@ func readInTree(dir, rel string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s from the source tree: %w", rel, err)
 	}
 	return data, nil
+}
+
+// report is an artifact a stage's checks wrote.
+type report struct {
+	name, contentType string
+	r                 io.Reader
+}
+
+// upload stores the reports as the stage's artifacts; a failed upload makes the stage an
+// ERROR, since a report it promised would be missing.
+func upload(ctx context.Context, t *workers.Task, res *sluicev1.Result, check string, reports []report) {
+	for _, a := range reports {
+		ref, err := t.UploadArtifact(ctx, a.name, a.contentType, a.r)
+		if err != nil {
+			res.Outcome = sluicev1.Outcome_OUTCOME_ERROR
+			res.Message += "; " + err.Error()
+			continue
+		}
+		res.Artifacts = append(res.Artifacts, ref)
+		fmt.Fprintf(t.Log, "%s: uploaded %s (%d bytes)\n", check, ref.GetObject(), ref.GetSize())
+	}
 }

@@ -23,7 +23,6 @@ func TestAgreeOneSplitPerAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := Handler{Timings: kv}
 	var units []string
 	for i := range 30 {
 		units = append(units, fmt.Sprintf("pkg/u%02d", i))
@@ -42,7 +41,7 @@ func TestAgreeOneSplitPerAttempt(t *testing.T) {
 	for i := range shards {
 		wg.Go(func() {
 			task := &sluicev1.Task{RunId: "run1", Pipeline: "p", Stage: "test", Attempt: 1, ShardIndex: int32(i), ShardCount: shards}
-			s, err := h.agree(t.Context(), task, units)
+			s, err := AgreeSplit(t.Context(), kv, task, units)
 			if err != nil {
 				t.Error(err)
 			}
@@ -69,7 +68,7 @@ func TestAgreeOneSplitPerAttempt(t *testing.T) {
 
 	// Attempt 2 splits afresh, by the timings now recorded.
 	task := &sluicev1.Task{RunId: "run1", Pipeline: "p", Stage: "test", Attempt: 2, ShardCount: shards}
-	s, err := h.agree(t.Context(), task, units)
+	s, err := AgreeSplit(t.Context(), kv, task, units)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +82,7 @@ func TestAgreeOneSplitPerAttempt(t *testing.T) {
 
 	// A stored split for another shard count is an error, not a guess.
 	task.ShardCount = 3
-	if _, err := h.agree(t.Context(), task, units); !errors.Is(err, ErrBadSplit) {
+	if _, err := AgreeSplit(t.Context(), kv, task, units); !errors.Is(err, ErrBadSplit) {
 		t.Fatalf("a 3-shard task with an 8-shard split stored: %v, want ErrBadSplit", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,8 +72,14 @@ type Handler struct {
 	Timings jetstream.KeyValue
 }
 
-// JUnitArtifact is the name of shard i's JUnit report.
-func JUnitArtifact(shard int32) string { return fmt.Sprintf("junit-shard-%d.xml", shard) }
+// JUnitArtifact is the name of the JUnit report of the shard at index i (0-based, as
+// Task.ShardIndex): junit-shard-1.xml for the first, as shards are numbered to users.
+func JUnitArtifact(i int32) string { return fmt.Sprintf("junit-shard-%d.xml", i+1) }
+
+// shardName is how users read a shard: "2/4", 1-based, with the count.
+func shardName(t *sluicev1.Task) string {
+	return fmt.Sprintf("%d/%d", t.GetShardIndex()+1, shardCount(t))
+}
 
 // Handle lists and splits the units when the stage asks for it, runs the steps with this
 // shard's units, and reports the tests they ran.
@@ -85,7 +92,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 		if res != nil {
 			return res
 		}
-		shards, err := h.agree(ctx, task, all)
+		shards, err := AgreeSplit(ctx, h.Timings, task, all)
 		if err != nil {
 			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_ERROR, Message: "split test units: " + err.Error()}
 		}
@@ -95,10 +102,10 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 				Message: fmt.Sprintf("shard index %d out of range for %d shards", i, len(shards))}
 		}
 		units = shards[i]
-		fmt.Fprintf(t.Log, "shard %d of %d: %d of %d units: %s\n", task.GetShardIndex()+1, shardCount(task), len(units), len(all), strings.Join(units, " "))
+		fmt.Fprintf(t.Log, "shard %s: %d of %d units: %s\n", shardName(task), len(units), len(all), strings.Join(units, " "))
 		if len(units) == 0 {
 			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED,
-				Message: fmt.Sprintf("no test units for shard %d (%d units over %d shards)", task.GetShardIndex(), len(all), shardCount(task))}
+				Message: fmt.Sprintf("no test units for shard %s (%d units over %d shards)", shardName(task), len(all), shardCount(task))}
 		}
 		env = append(env, ShardUnitsEnv+"="+strings.Join(units, " "))
 	}
@@ -134,7 +141,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 	h.record(rctx, t, pkgs, fileCases)
 	if len(units) > 0 {
 		res.Metrics = append(res.Metrics, &sluicev1.Metric{Name: "test_shard_units", Value: float64(len(units)),
-			Labels: map[string]string{"shard": strconv.Itoa(int(task.GetShardIndex()))}})
+			Labels: map[string]string{"shard": shardName(task)}})
 	}
 	suites := append(testreport.JUnitSuites(pkgs), fileSuites...)
 	if len(suites) == 0 {
@@ -147,7 +154,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 // report adds the tests' JUnit artifact, findings, metrics and summary to res.
 func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages int, suites []junit.Suite) {
 	shard := t.Task.GetShardIndex()
-	doc := &junit.Suites{Name: fmt.Sprintf("%s shard %d", t.Task.GetStage(), shard), Suites: suites}
+	doc := &junit.Suites{Name: fmt.Sprintf("%s shard %s", t.Task.GetStage(), shardName(t.Task)), Suites: suites}
 	var buf bytes.Buffer
 	if err := junit.Write(&buf, doc); err != nil {
 		reportError(res, err)
@@ -164,12 +171,13 @@ func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages
 	for _, f := range failures[:min(len(failures), MaxResultFindings)] {
 		res.Findings = append(res.Findings, &sluicev1.Finding{
 			Rule: RuleTestFailed, File: f.Suite, Message: f.Name + " failed",
-			Severity: sluicev1.Severity_SEVERITY_HIGH, Excerpt: f.Tail(20, 2048),
+			Severity: sluicev1.Severity_SEVERITY_HIGH, Excerpt: testMessage(f),
 			Fingerprint: f.Suite + "." + f.Name,
-			Properties:  map[string]string{"test": f.Name, "shard": strconv.Itoa(int(shard))},
+			Properties: map[string]string{"test": f.Name, "shard": shardName(t.Task),
+				"attempt": strconv.Itoa(int(t.Task.GetAttempt()))},
 		})
 	}
-	labels := func() map[string]string { return map[string]string{"shard": strconv.Itoa(int(shard))} }
+	labels := func() map[string]string { return map[string]string{"shard": shardName(t.Task)} }
 	res.Metrics = append(res.Metrics,
 		&sluicev1.Metric{Name: "tests", Value: float64(doc.Tests), Labels: labels()},
 		&sluicev1.Metric{Name: "tests_failed", Value: float64(doc.Failures + doc.Errors), Labels: labels()},
@@ -226,24 +234,26 @@ type storedSplit struct {
 	Shards [][]string `json:"shards"`
 }
 
-// agree returns the split of units every shard of the task's attempt uses: the one the
-// first shard to get here stored under SplitKey (kv.Create lets exactly one store it), so
-// no unit runs twice or never even when timings change between the shards' starts, and a
-// redelivered shard runs what it ran the first time.
-func (h Handler) agree(ctx context.Context, task *sluicev1.Task, all []string) ([][]string, error) {
+// AgreeSplit returns the split of units across the task's shards, longest processing time
+// first over their durations in timings (KV sluice_timings, as RecordTimings stores
+// them), that every shard of the task's attempt uses: the one the first shard to get here
+// stored under SplitKey (kv.Create lets exactly one store it), so no unit runs twice or
+// never even when timings change between the shards' starts, and a redelivered shard runs
+// what it ran the first time. Without timings (nil) units are split evenly by name.
+func AgreeSplit(ctx context.Context, timings jetstream.KeyValue, task *sluicev1.Task, all []string) ([][]string, error) {
 	n := shardCount(task)
-	if h.Timings == nil {
+	if timings == nil {
 		return testreport.Split(testreport.Units(all, nil), n), nil
 	}
 	key := SplitKey(task.GetRunId(), task.GetStage(), task.GetAttempt())
-	if e, err := h.Timings.Get(ctx, key); err == nil {
+	if e, err := timings.Get(ctx, key); err == nil {
 		return decodeSplit(e.Value(), n)
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	known := make(map[string]time.Duration, len(all))
 	for _, u := range all {
-		e, err := h.Timings.Get(ctx, TimingKey(task.GetPipeline(), task.GetStage(), u))
+		e, err := timings.Get(ctx, TimingKey(task.GetPipeline(), task.GetStage(), u))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
@@ -262,12 +272,12 @@ func (h Handler) agree(ctx context.Context, task *sluicev1.Task, all []string) (
 	if err != nil {
 		return nil, fmt.Errorf("encode the split: %w", err)
 	}
-	if _, err := h.Timings.Create(ctx, key, data); err == nil {
+	if _, err := timings.Create(ctx, key, data); err == nil {
 		return shards, nil
 	} else if !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("store %s: %w", key, err)
 	}
-	e, err := h.Timings.Get(ctx, key)
+	e, err := timings.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
@@ -286,24 +296,28 @@ func decodeSplit(data []byte, n int) ([][]string, error) {
 }
 
 // record stores the durations the run measured: each Go package's test time and each
-// JUnit case's. A failure to store is logged; it costs the next split its balance, not the
-// stage its outcome.
+// JUnit case's.
 func (h Handler) record(ctx context.Context, t *workers.Task, pkgs []*testreport.Package, cases []junit.ReadCase) {
-	if h.Timings == nil {
-		return
-	}
-	put := func(unit string, d time.Duration) {
-		key := TimingKey(t.Task.GetPipeline(), t.Task.GetStage(), unit)
-		if _, err := h.Timings.Put(ctx, key, []byte(strconv.FormatInt(d.Milliseconds(), 10))); err != nil {
-			fmt.Fprintf(t.Log, "record the timing of %s: %v\n", unit, err)
-		}
-	}
-	for unit, d := range testreport.Timings(pkgs) {
-		put(unit, d)
-	}
+	durations := testreport.Timings(pkgs)
 	for _, c := range cases {
 		if c.Status != junit.Skipped {
-			put(c.Name, c.Duration)
+			durations[c.Name] = c.Duration
+		}
+	}
+	RecordTimings(ctx, h.Timings, t, durations)
+}
+
+// RecordTimings stores the units' measured durations in timings (nil: nowhere) for the
+// next split of the task's stage. A failure to store is logged to the task's log; it costs
+// the next split its balance, not the stage its outcome.
+func RecordTimings(ctx context.Context, timings jetstream.KeyValue, t *workers.Task, durations map[string]time.Duration) {
+	if timings == nil {
+		return
+	}
+	for _, unit := range slices.Sorted(maps.Keys(durations)) {
+		key := TimingKey(t.Task.GetPipeline(), t.Task.GetStage(), unit)
+		if _, err := timings.Put(ctx, key, []byte(strconv.FormatInt(durations[unit].Milliseconds(), 10))); err != nil {
+			fmt.Fprintf(t.Log, "record the timing of %s: %v\n", unit, err)
 		}
 	}
 }
@@ -347,4 +361,63 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	b.Buffer.Write(p)
 	// The dropped bytes count as written: a short write would fail the command.
 	return n, nil
+}
+
+// Bounds of a finding's excerpt: the start of a failed test's own message.
+const (
+	excerptLines = 20
+	excerptBytes = 2048
+)
+
+// testMessage is what a failed test said, as a finding's excerpt: its output without go
+// test's framing lines (=== RUN, --- FAIL: ...) and their common indent, from the start,
+// where an assertion or a panic says what went wrong.
+func testMessage(f testreport.Failure) string {
+	p := f.Failure
+	if p == nil {
+		p = f.Error
+	}
+	if p == nil {
+		return ""
+	}
+	var lines []string
+	for l := range strings.Lines(p.Text) {
+		l = strings.TrimRight(l, "\r\n")
+		if strings.TrimSpace(l) == "" && len(lines) == 0 || framing(l) {
+			continue
+		}
+		lines = append(lines, l)
+		if len(lines) == excerptLines {
+			break
+		}
+	}
+	indent := -1
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		n := len(l) - len(strings.TrimLeft(l, " \t"))
+		if indent < 0 || n < indent {
+			indent = n
+		}
+	}
+	for i, l := range lines {
+		lines[i] = l[min(max(indent, 0), len(l)):]
+	}
+	msg := strings.TrimRight(strings.Join(lines, "\n"), "\n ")
+	if len(msg) > excerptBytes {
+		msg = strings.ToValidUTF8(msg[:excerptBytes], "")
+	}
+	return msg
+}
+
+// framing reports whether l is a line go test prints around a test's own output.
+func framing(l string) bool {
+	t := strings.TrimLeft(l, " ")
+	for _, p := range []string{"=== RUN ", "=== PAUSE ", "=== CONT ", "=== NAME ", "--- FAIL: ", "--- PASS: ", "--- SKIP: "} {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
 }

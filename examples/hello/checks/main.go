@@ -1,6 +1,7 @@
-// Command checks holds the example pipeline's gate checks that no standard tool covers:
+// Command checks holds the quickstart pipeline's checks that neither a standard tool nor a
+// Sluice engine covers without a database (governance is the static stage's governance:
+// block; `sluice demo` verifies a real database's backup):
 //
-//	checks governance DIR   secrets and unresolved AI markers in the tree
 //	checks baseline FILE    the backup baseline is well formed
 //	checks release DIR      VERSION is semver and CHANGELOG.md describes it
 //
@@ -8,12 +9,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,13 +21,11 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: checks governance DIR | baseline FILE | release DIR")
+		fmt.Fprintln(os.Stderr, "usage: checks baseline FILE | release DIR")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
-	case "governance":
-		err = governance(os.Args[2])
 	case "baseline":
 		err = baseline(os.Args[2])
 	case "release":
@@ -41,73 +38,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-}
-
-type rule struct {
-	id, msg string
-	re      *regexp.Regexp
-}
-
-// The patterns are written so that this file does not match them itself.
-var rules = []rule{
-	{"GOV-001", "AWS access key id", regexp.MustCompile(`AKIA[0-9A-Z]{16}`)},
-	{"GOV-001", "live or test API secret key", regexp.MustCompile(`\bsk_(live|test)_[0-9A-Za-z]{16,}`)},
-	{"GOV-001", "private key", regexp.MustCompile(`-----BEGIN ([A-Z]+ )?PRIVATE` + ` KEY-----`)},
-	{"GOV-002", "unresolved AI marker", regexp.MustCompile(`(?i)\b(TODO|FIXME)\(ai\)`)},
-}
-
-// maxFileBytes keeps large generated or binary blobs out of a source tree.
-const maxFileBytes = 1 << 20
-
-func governance(dir string) error {
-	var findings []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if d.Name() == ".git" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Size() > maxFileBytes {
-			findings = append(findings, fmt.Sprintf("%s: GOV-003: file of %d bytes exceeds %d", path, info.Size(), maxFileBytes))
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if bytes.IndexByte(data, 0) >= 0 {
-			return nil // binary
-		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 64*1024), maxFileBytes)
-		for line := 1; sc.Scan(); line++ {
-			for _, r := range rules {
-				if loc := r.re.FindStringIndex(sc.Text()); loc != nil {
-					findings = append(findings, fmt.Sprintf("%s:%d:%d: %s: %s", path, line, loc[0]+1, r.id, r.msg))
-				}
-			}
-		}
-		return sc.Err()
-	})
-	if err != nil {
-		return fmt.Errorf("governance: %w", err)
-	}
-	if len(findings) > 0 {
-		return fmt.Errorf("governance: %d finding(s):\n%s", len(findings), strings.Join(findings, "\n"))
-	}
-	fmt.Printf("governance: %d rules, no findings\n", len(rules))
-	return nil
 }
 
 // Baseline is the expected shape of the example database that backups are verified against.

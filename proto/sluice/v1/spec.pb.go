@@ -285,6 +285,7 @@ type StageSpec struct {
 	E2E           *E2ESpec          `protobuf:"bytes,23,opt,name=e2e,proto3" json:"e2e,omitempty"`
 	Load          *LoadSpec         `protobuf:"bytes,24,opt,name=load,proto3" json:"load,omitempty"`
 	Rollout       *RolloutSpec      `protobuf:"bytes,25,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Warnings      *WarningsSpec     `protobuf:"bytes,26,opt,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -473,6 +474,13 @@ func (x *StageSpec) GetRollout() *RolloutSpec {
 	return nil
 }
 
+func (x *StageSpec) GetWarnings() *WarningsSpec {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 type GovernanceSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Packs         []string               `protobuf:"bytes,1,rep,name=packs,proto3" json:"packs,omitempty"`
@@ -541,6 +549,70 @@ func (x *GovernanceSpec) GetFailOn() string {
 	return ""
 }
 
+// WarningsSpec counts the warnings a static stage's run: steps print, in the output formats
+// of common linters or by the user's patterns, and fails the stage above max_warnings.
+type WarningsSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// go-vet, staticcheck, golangci-lint, eslint-unix, eslint-compact.
+	Formats []string `protobuf:"bytes,1,rep,name=formats,proto3" json:"formats,omitempty"`
+	// RE2 regexes with named groups: message (required), file, line, column, rule.
+	Patterns      []string `protobuf:"bytes,2,rep,name=patterns,proto3" json:"patterns,omitempty"`
+	MaxWarnings   int32    `protobuf:"varint,3,opt,name=max_warnings,json=maxWarnings,proto3" json:"max_warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WarningsSpec) Reset() {
+	*x = WarningsSpec{}
+	mi := &file_sluice_v1_spec_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WarningsSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WarningsSpec) ProtoMessage() {}
+
+func (x *WarningsSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_spec_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WarningsSpec.ProtoReflect.Descriptor instead.
+func (*WarningsSpec) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WarningsSpec) GetFormats() []string {
+	if x != nil {
+		return x.Formats
+	}
+	return nil
+}
+
+func (x *WarningsSpec) GetPatterns() []string {
+	if x != nil {
+		return x.Patterns
+	}
+	return nil
+}
+
+func (x *WarningsSpec) GetMaxWarnings() int32 {
+	if x != nil {
+		return x.MaxWarnings
+	}
+	return 0
+}
+
 type ContractSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
@@ -551,7 +623,7 @@ type ContractSpec struct {
 
 func (x *ContractSpec) Reset() {
 	*x = ContractSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[5]
+	mi := &file_sluice_v1_spec_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +635,7 @@ func (x *ContractSpec) String() string {
 func (*ContractSpec) ProtoMessage() {}
 
 func (x *ContractSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[5]
+	mi := &file_sluice_v1_spec_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +648,7 @@ func (x *ContractSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContractSpec.ProtoReflect.Descriptor instead.
 func (*ContractSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{5}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ContractSpec) GetTarget() string {
@@ -607,7 +679,7 @@ type BackupVerifySpec struct {
 
 func (x *BackupVerifySpec) Reset() {
 	*x = BackupVerifySpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[6]
+	mi := &file_sluice_v1_spec_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +691,7 @@ func (x *BackupVerifySpec) String() string {
 func (*BackupVerifySpec) ProtoMessage() {}
 
 func (x *BackupVerifySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[6]
+	mi := &file_sluice_v1_spec_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +704,7 @@ func (x *BackupVerifySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupVerifySpec.ProtoReflect.Descriptor instead.
 func (*BackupVerifySpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{6}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BackupVerifySpec) GetDsnEnv() string {
@@ -687,7 +759,7 @@ type E2ESpec struct {
 
 func (x *E2ESpec) Reset() {
 	*x = E2ESpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[7]
+	mi := &file_sluice_v1_spec_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +771,7 @@ func (x *E2ESpec) String() string {
 func (*E2ESpec) ProtoMessage() {}
 
 func (x *E2ESpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[7]
+	mi := &file_sluice_v1_spec_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +784,7 @@ func (x *E2ESpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use E2ESpec.ProtoReflect.Descriptor instead.
 func (*E2ESpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{7}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *E2ESpec) GetBaseUrl() string {
@@ -744,7 +816,7 @@ type LoadSpec struct {
 
 func (x *LoadSpec) Reset() {
 	*x = LoadSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[8]
+	mi := &file_sluice_v1_spec_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +828,7 @@ func (x *LoadSpec) String() string {
 func (*LoadSpec) ProtoMessage() {}
 
 func (x *LoadSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[8]
+	mi := &file_sluice_v1_spec_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +841,7 @@ func (x *LoadSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadSpec.ProtoReflect.Descriptor instead.
 func (*LoadSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{8}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LoadSpec) GetScript() string {
@@ -825,7 +897,7 @@ type LoadStage struct {
 
 func (x *LoadStage) Reset() {
 	*x = LoadStage{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[9]
+	mi := &file_sluice_v1_spec_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +909,7 @@ func (x *LoadStage) String() string {
 func (*LoadStage) ProtoMessage() {}
 
 func (x *LoadStage) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[9]
+	mi := &file_sluice_v1_spec_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +922,7 @@ func (x *LoadStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadStage.ProtoReflect.Descriptor instead.
 func (*LoadStage) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LoadStage) GetDuration() *durationpb.Duration {
@@ -876,7 +948,7 @@ type ThresholdList struct {
 
 func (x *ThresholdList) Reset() {
 	*x = ThresholdList{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[10]
+	mi := &file_sluice_v1_spec_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +960,7 @@ func (x *ThresholdList) String() string {
 func (*ThresholdList) ProtoMessage() {}
 
 func (x *ThresholdList) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[10]
+	mi := &file_sluice_v1_spec_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +973,7 @@ func (x *ThresholdList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ThresholdList.ProtoReflect.Descriptor instead.
 func (*ThresholdList) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ThresholdList) GetExpressions() []string {
@@ -925,7 +997,7 @@ type RolloutSpec struct {
 
 func (x *RolloutSpec) Reset() {
 	*x = RolloutSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[11]
+	mi := &file_sluice_v1_spec_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1009,7 @@ func (x *RolloutSpec) String() string {
 func (*RolloutSpec) ProtoMessage() {}
 
 func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[11]
+	mi := &file_sluice_v1_spec_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1022,7 @@ func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
 func (*RolloutSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{11}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RolloutSpec) GetRouter() *RouterSpec {
@@ -1005,7 +1077,7 @@ type RouterSpec struct {
 
 func (x *RouterSpec) Reset() {
 	*x = RouterSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[12]
+	mi := &file_sluice_v1_spec_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1089,7 @@ func (x *RouterSpec) String() string {
 func (*RouterSpec) ProtoMessage() {}
 
 func (x *RouterSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[12]
+	mi := &file_sluice_v1_spec_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1102,7 @@ func (x *RouterSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouterSpec.ProtoReflect.Descriptor instead.
 func (*RouterSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{12}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RouterSpec) GetType() string {
@@ -1099,7 +1171,7 @@ type DeploySpec struct {
 
 func (x *DeploySpec) Reset() {
 	*x = DeploySpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[13]
+	mi := &file_sluice_v1_spec_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1183,7 @@ func (x *DeploySpec) String() string {
 func (*DeploySpec) ProtoMessage() {}
 
 func (x *DeploySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[13]
+	mi := &file_sluice_v1_spec_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1196,7 @@ func (x *DeploySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploySpec.ProtoReflect.Descriptor instead.
 func (*DeploySpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{13}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DeploySpec) GetRun() []string {
@@ -1151,7 +1223,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[14]
+	mi := &file_sluice_v1_spec_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1235,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[14]
+	mi := &file_sluice_v1_spec_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1248,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{14}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HealthCheck) GetUrl() string {
@@ -1204,7 +1276,7 @@ type RolloutStep struct {
 
 func (x *RolloutStep) Reset() {
 	*x = RolloutStep{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[15]
+	mi := &file_sluice_v1_spec_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1288,7 @@ func (x *RolloutStep) String() string {
 func (*RolloutStep) ProtoMessage() {}
 
 func (x *RolloutStep) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[15]
+	mi := &file_sluice_v1_spec_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1301,7 @@ func (x *RolloutStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStep.ProtoReflect.Descriptor instead.
 func (*RolloutStep) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{15}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RolloutStep) GetWeight() int32 {
@@ -1269,7 +1341,7 @@ type AnalysisSpec struct {
 
 func (x *AnalysisSpec) Reset() {
 	*x = AnalysisSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[16]
+	mi := &file_sluice_v1_spec_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1353,7 @@ func (x *AnalysisSpec) String() string {
 func (*AnalysisSpec) ProtoMessage() {}
 
 func (x *AnalysisSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[16]
+	mi := &file_sluice_v1_spec_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1366,7 @@ func (x *AnalysisSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisSpec.ProtoReflect.Descriptor instead.
 func (*AnalysisSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{16}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AnalysisSpec) GetInterval() *durationpb.Duration {
@@ -1344,7 +1416,7 @@ type ProviderSpec struct {
 
 func (x *ProviderSpec) Reset() {
 	*x = ProviderSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[17]
+	mi := &file_sluice_v1_spec_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1428,7 @@ func (x *ProviderSpec) String() string {
 func (*ProviderSpec) ProtoMessage() {}
 
 func (x *ProviderSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[17]
+	mi := &file_sluice_v1_spec_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1441,7 @@ func (x *ProviderSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProviderSpec.ProtoReflect.Descriptor instead.
 func (*ProviderSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{17}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProviderSpec) GetType() string {
@@ -1406,7 +1478,7 @@ type MetricSpec struct {
 
 func (x *MetricSpec) Reset() {
 	*x = MetricSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[18]
+	mi := &file_sluice_v1_spec_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1490,7 @@ func (x *MetricSpec) String() string {
 func (*MetricSpec) ProtoMessage() {}
 
 func (x *MetricSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[18]
+	mi := &file_sluice_v1_spec_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1503,7 @@ func (x *MetricSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSpec.ProtoReflect.Descriptor instead.
 func (*MetricSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{18}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MetricSpec) GetName() string {
@@ -1482,7 +1554,7 @@ type JudgeSpec struct {
 
 func (x *JudgeSpec) Reset() {
 	*x = JudgeSpec{}
-	mi := &file_sluice_v1_spec_proto_msgTypes[19]
+	mi := &file_sluice_v1_spec_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1566,7 @@ func (x *JudgeSpec) String() string {
 func (*JudgeSpec) ProtoMessage() {}
 
 func (x *JudgeSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_spec_proto_msgTypes[19]
+	mi := &file_sluice_v1_spec_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1579,7 @@ func (x *JudgeSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeSpec.ProtoReflect.Descriptor instead.
 func (*JudgeSpec) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{19}
+	return file_sluice_v1_spec_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JudgeSpec) GetType() string {
@@ -1555,7 +1627,7 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\x04When\x12\x16\n" +
 	"\x06branch\x18\x01 \x03(\tR\x06branch\"#\n" +
 	"\vConcurrency\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\x92\a\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\xc7\a\n" +
 	"\tStageSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.sluice.v1.StageKindR\x04kind\x12\x14\n" +
@@ -1582,7 +1654,8 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\rbackup_verify\x18\x16 \x01(\v2\x1b.sluice.v1.BackupVerifySpecR\fbackupVerify\x12$\n" +
 	"\x03e2e\x18\x17 \x01(\v2\x12.sluice.v1.E2ESpecR\x03e2e\x12'\n" +
 	"\x04load\x18\x18 \x01(\v2\x13.sluice.v1.LoadSpecR\x04load\x120\n" +
-	"\arollout\x18\x19 \x01(\v2\x16.sluice.v1.RolloutSpecR\arollout\x1a6\n" +
+	"\arollout\x18\x19 \x01(\v2\x16.sluice.v1.RolloutSpecR\arollout\x123\n" +
+	"\bwarnings\x18\x1a \x01(\v2\x17.sluice.v1.WarningsSpecR\bwarnings\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
@@ -1590,7 +1663,11 @@ const file_sluice_v1_spec_proto_rawDesc = "" +
 	"\x05packs\x18\x01 \x03(\tR\x05packs\x12\x14\n" +
 	"\x05rules\x18\x02 \x01(\tR\x05rules\x12\x1a\n" +
 	"\bbaseline\x18\x03 \x01(\tR\bbaseline\x12\x17\n" +
-	"\afail_on\x18\x04 \x01(\tR\x06failOn\"<\n" +
+	"\afail_on\x18\x04 \x01(\tR\x06failOn\"g\n" +
+	"\fWarningsSpec\x12\x18\n" +
+	"\aformats\x18\x01 \x03(\tR\aformats\x12\x1a\n" +
+	"\bpatterns\x18\x02 \x03(\tR\bpatterns\x12!\n" +
+	"\fmax_warnings\x18\x03 \x01(\x05R\vmaxWarnings\"<\n" +
 	"\fContractSpec\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x14\n" +
 	"\x05files\x18\x02 \x03(\tR\x05files\"\xb2\x01\n" +
@@ -1704,7 +1781,7 @@ func file_sluice_v1_spec_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_spec_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sluice_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_sluice_v1_spec_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_sluice_v1_spec_proto_goTypes = []any{
 	(StageKind)(0),              // 0: sluice.v1.StageKind
 	(*PipelineSpec)(nil),        // 1: sluice.v1.PipelineSpec
@@ -1712,64 +1789,66 @@ var file_sluice_v1_spec_proto_goTypes = []any{
 	(*Concurrency)(nil),         // 3: sluice.v1.Concurrency
 	(*StageSpec)(nil),           // 4: sluice.v1.StageSpec
 	(*GovernanceSpec)(nil),      // 5: sluice.v1.GovernanceSpec
-	(*ContractSpec)(nil),        // 6: sluice.v1.ContractSpec
-	(*BackupVerifySpec)(nil),    // 7: sluice.v1.BackupVerifySpec
-	(*E2ESpec)(nil),             // 8: sluice.v1.E2ESpec
-	(*LoadSpec)(nil),            // 9: sluice.v1.LoadSpec
-	(*LoadStage)(nil),           // 10: sluice.v1.LoadStage
-	(*ThresholdList)(nil),       // 11: sluice.v1.ThresholdList
-	(*RolloutSpec)(nil),         // 12: sluice.v1.RolloutSpec
-	(*RouterSpec)(nil),          // 13: sluice.v1.RouterSpec
-	(*DeploySpec)(nil),          // 14: sluice.v1.DeploySpec
-	(*HealthCheck)(nil),         // 15: sluice.v1.HealthCheck
-	(*RolloutStep)(nil),         // 16: sluice.v1.RolloutStep
-	(*AnalysisSpec)(nil),        // 17: sluice.v1.AnalysisSpec
-	(*ProviderSpec)(nil),        // 18: sluice.v1.ProviderSpec
-	(*MetricSpec)(nil),          // 19: sluice.v1.MetricSpec
-	(*JudgeSpec)(nil),           // 20: sluice.v1.JudgeSpec
-	nil,                         // 21: sluice.v1.PipelineSpec.EnvEntry
-	nil,                         // 22: sluice.v1.StageSpec.EnvEntry
-	nil,                         // 23: sluice.v1.LoadSpec.ThresholdsEntry
-	nil,                         // 24: sluice.v1.ProviderSpec.QueriesEntry
-	(*durationpb.Duration)(nil), // 25: google.protobuf.Duration
+	(*WarningsSpec)(nil),        // 6: sluice.v1.WarningsSpec
+	(*ContractSpec)(nil),        // 7: sluice.v1.ContractSpec
+	(*BackupVerifySpec)(nil),    // 8: sluice.v1.BackupVerifySpec
+	(*E2ESpec)(nil),             // 9: sluice.v1.E2ESpec
+	(*LoadSpec)(nil),            // 10: sluice.v1.LoadSpec
+	(*LoadStage)(nil),           // 11: sluice.v1.LoadStage
+	(*ThresholdList)(nil),       // 12: sluice.v1.ThresholdList
+	(*RolloutSpec)(nil),         // 13: sluice.v1.RolloutSpec
+	(*RouterSpec)(nil),          // 14: sluice.v1.RouterSpec
+	(*DeploySpec)(nil),          // 15: sluice.v1.DeploySpec
+	(*HealthCheck)(nil),         // 16: sluice.v1.HealthCheck
+	(*RolloutStep)(nil),         // 17: sluice.v1.RolloutStep
+	(*AnalysisSpec)(nil),        // 18: sluice.v1.AnalysisSpec
+	(*ProviderSpec)(nil),        // 19: sluice.v1.ProviderSpec
+	(*MetricSpec)(nil),          // 20: sluice.v1.MetricSpec
+	(*JudgeSpec)(nil),           // 21: sluice.v1.JudgeSpec
+	nil,                         // 22: sluice.v1.PipelineSpec.EnvEntry
+	nil,                         // 23: sluice.v1.StageSpec.EnvEntry
+	nil,                         // 24: sluice.v1.LoadSpec.ThresholdsEntry
+	nil,                         // 25: sluice.v1.ProviderSpec.QueriesEntry
+	(*durationpb.Duration)(nil), // 26: google.protobuf.Duration
 }
 var file_sluice_v1_spec_proto_depIdxs = []int32{
-	21, // 0: sluice.v1.PipelineSpec.env:type_name -> sluice.v1.PipelineSpec.EnvEntry
+	22, // 0: sluice.v1.PipelineSpec.env:type_name -> sluice.v1.PipelineSpec.EnvEntry
 	4,  // 1: sluice.v1.PipelineSpec.stages:type_name -> sluice.v1.StageSpec
 	0,  // 2: sluice.v1.StageSpec.kind:type_name -> sluice.v1.StageKind
-	22, // 3: sluice.v1.StageSpec.env:type_name -> sluice.v1.StageSpec.EnvEntry
-	25, // 4: sluice.v1.StageSpec.timeout:type_name -> google.protobuf.Duration
-	25, // 5: sluice.v1.StageSpec.retry_backoff:type_name -> google.protobuf.Duration
+	23, // 3: sluice.v1.StageSpec.env:type_name -> sluice.v1.StageSpec.EnvEntry
+	26, // 4: sluice.v1.StageSpec.timeout:type_name -> google.protobuf.Duration
+	26, // 5: sluice.v1.StageSpec.retry_backoff:type_name -> google.protobuf.Duration
 	2,  // 6: sluice.v1.StageSpec.when:type_name -> sluice.v1.When
 	3,  // 7: sluice.v1.StageSpec.concurrency:type_name -> sluice.v1.Concurrency
 	5,  // 8: sluice.v1.StageSpec.governance:type_name -> sluice.v1.GovernanceSpec
-	6,  // 9: sluice.v1.StageSpec.contract:type_name -> sluice.v1.ContractSpec
-	7,  // 10: sluice.v1.StageSpec.backup_verify:type_name -> sluice.v1.BackupVerifySpec
-	8,  // 11: sluice.v1.StageSpec.e2e:type_name -> sluice.v1.E2ESpec
-	9,  // 12: sluice.v1.StageSpec.load:type_name -> sluice.v1.LoadSpec
-	12, // 13: sluice.v1.StageSpec.rollout:type_name -> sluice.v1.RolloutSpec
-	25, // 14: sluice.v1.LoadSpec.duration:type_name -> google.protobuf.Duration
-	23, // 15: sluice.v1.LoadSpec.thresholds:type_name -> sluice.v1.LoadSpec.ThresholdsEntry
-	10, // 16: sluice.v1.LoadSpec.stages:type_name -> sluice.v1.LoadStage
-	25, // 17: sluice.v1.LoadStage.duration:type_name -> google.protobuf.Duration
-	13, // 18: sluice.v1.RolloutSpec.router:type_name -> sluice.v1.RouterSpec
-	14, // 19: sluice.v1.RolloutSpec.deploy:type_name -> sluice.v1.DeploySpec
-	16, // 20: sluice.v1.RolloutSpec.steps:type_name -> sluice.v1.RolloutStep
-	17, // 21: sluice.v1.RolloutSpec.analysis:type_name -> sluice.v1.AnalysisSpec
-	15, // 22: sluice.v1.DeploySpec.health:type_name -> sluice.v1.HealthCheck
-	25, // 23: sluice.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	25, // 24: sluice.v1.RolloutStep.pause:type_name -> google.protobuf.Duration
-	25, // 25: sluice.v1.AnalysisSpec.interval:type_name -> google.protobuf.Duration
-	18, // 26: sluice.v1.AnalysisSpec.provider:type_name -> sluice.v1.ProviderSpec
-	19, // 27: sluice.v1.AnalysisSpec.metrics:type_name -> sluice.v1.MetricSpec
-	20, // 28: sluice.v1.AnalysisSpec.judge:type_name -> sluice.v1.JudgeSpec
-	24, // 29: sluice.v1.ProviderSpec.queries:type_name -> sluice.v1.ProviderSpec.QueriesEntry
-	11, // 30: sluice.v1.LoadSpec.ThresholdsEntry.value:type_name -> sluice.v1.ThresholdList
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	7,  // 9: sluice.v1.StageSpec.contract:type_name -> sluice.v1.ContractSpec
+	8,  // 10: sluice.v1.StageSpec.backup_verify:type_name -> sluice.v1.BackupVerifySpec
+	9,  // 11: sluice.v1.StageSpec.e2e:type_name -> sluice.v1.E2ESpec
+	10, // 12: sluice.v1.StageSpec.load:type_name -> sluice.v1.LoadSpec
+	13, // 13: sluice.v1.StageSpec.rollout:type_name -> sluice.v1.RolloutSpec
+	6,  // 14: sluice.v1.StageSpec.warnings:type_name -> sluice.v1.WarningsSpec
+	26, // 15: sluice.v1.LoadSpec.duration:type_name -> google.protobuf.Duration
+	24, // 16: sluice.v1.LoadSpec.thresholds:type_name -> sluice.v1.LoadSpec.ThresholdsEntry
+	11, // 17: sluice.v1.LoadSpec.stages:type_name -> sluice.v1.LoadStage
+	26, // 18: sluice.v1.LoadStage.duration:type_name -> google.protobuf.Duration
+	14, // 19: sluice.v1.RolloutSpec.router:type_name -> sluice.v1.RouterSpec
+	15, // 20: sluice.v1.RolloutSpec.deploy:type_name -> sluice.v1.DeploySpec
+	17, // 21: sluice.v1.RolloutSpec.steps:type_name -> sluice.v1.RolloutStep
+	18, // 22: sluice.v1.RolloutSpec.analysis:type_name -> sluice.v1.AnalysisSpec
+	16, // 23: sluice.v1.DeploySpec.health:type_name -> sluice.v1.HealthCheck
+	26, // 24: sluice.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	26, // 25: sluice.v1.RolloutStep.pause:type_name -> google.protobuf.Duration
+	26, // 26: sluice.v1.AnalysisSpec.interval:type_name -> google.protobuf.Duration
+	19, // 27: sluice.v1.AnalysisSpec.provider:type_name -> sluice.v1.ProviderSpec
+	20, // 28: sluice.v1.AnalysisSpec.metrics:type_name -> sluice.v1.MetricSpec
+	21, // 29: sluice.v1.AnalysisSpec.judge:type_name -> sluice.v1.JudgeSpec
+	25, // 30: sluice.v1.ProviderSpec.queries:type_name -> sluice.v1.ProviderSpec.QueriesEntry
+	12, // 31: sluice.v1.LoadSpec.ThresholdsEntry.value:type_name -> sluice.v1.ThresholdList
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_spec_proto_init() }
@@ -1777,14 +1856,14 @@ func file_sluice_v1_spec_proto_init() {
 	if File_sluice_v1_spec_proto != nil {
 		return
 	}
-	file_sluice_v1_spec_proto_msgTypes[18].OneofWrappers = []any{}
+	file_sluice_v1_spec_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_spec_proto_rawDesc), len(file_sluice_v1_spec_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

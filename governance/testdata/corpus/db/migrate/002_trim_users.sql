@@ -1,0 +1,3 @@
+ALTER TABLE users -- want GOV-003
+  ADD COLUMN nickname text,
+  DROP COLUMN legacy_avatar;

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS public.users CASCADE; -- want GOV-003

@@ -1,0 +1,5 @@
+package sub
+
+import "fmt"
+
+func Hello() string { return fmt.Sprintf("%s") }
