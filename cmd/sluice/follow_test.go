@@ -24,12 +24,12 @@ func TestRunPrintsTheFailedTestsMessage(t *testing.T) {
 	if code != exitFailed {
 		t.Fatalf("exit %d, want %d\n%s\n%s", code, exitFailed, stdout, stderr)
 	}
-	for _, want := range append([]string{"example.com/inner/suite: TestAssert failed (shard 1/2)", "--- shard 1/2", "| --- FAIL: TestAssert"}, assertionLines...) {
+	for _, want := range append([]string{"example.com/inner/suite: TestAssert failed (shard 2/2)", "--- shard 2/2", "| --- FAIL: TestAssert"}, assertionLines...) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("sluice run does not print %q:\n%s", want, stdout)
 		}
 	}
-	for _, unwanted := range []string{"--- shard 2/2", `"Action"`, "TestFailsOnPurpose failed"} {
+	for _, unwanted := range []string{"--- shard 1/2", `"Action"`, "TestFailsOnPurpose failed"} {
 		if strings.Contains(stdout, unwanted) {
 			t.Errorf("sluice run prints %q:\n%s", unwanted, stdout)
 		}
@@ -39,7 +39,7 @@ func TestRunPrintsTheFailedTestsMessage(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("runs show: exit %d\n%s", code, stderr)
 	}
-	for _, want := range append([]string{"test failed (attempt 1):", "example.com/inner/suite: TestAssert failed (shard 1/2)"}, assertionLines...) {
+	for _, want := range append([]string{"test failed (attempt 1):", "example.com/inner/suite: TestAssert failed (shard 2/2)"}, assertionLines...) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("runs show does not print %q:\n%s", want, stdout)
 		}
