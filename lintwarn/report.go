@@ -1,13 +1,12 @@
 package lintwarn
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
 
 	"github.com/sluice-ci/sluice/internal/junit"
+	"github.com/sluice-ci/sluice/internal/sarif"
 )
 
 // Report is the warnings of a stage judged against its max_warnings.
@@ -52,79 +51,19 @@ func (r *Report) toolsInOrder() []string {
 	return tools
 }
 
-type sarifLog struct {
-	Schema  string     `json:"$schema"`
-	Version string     `json:"version"`
-	Runs    []sarifRun `json:"runs"`
-}
-
-type sarifRun struct {
-	Tool       sarifTool     `json:"tool"`
-	ColumnKind string        `json:"columnKind"`
-	Results    []sarifResult `json:"results"`
-}
-
-type sarifTool struct {
-	Driver sarifDriver `json:"driver"`
-}
-
-type sarifDriver struct {
-	Name  string      `json:"name"`
-	Rules []sarifRule `json:"rules"`
-}
-
-type sarifRule struct {
-	ID string `json:"id"`
-}
-
-type sarifText struct {
-	Text string `json:"text"`
-}
-
-type sarifResult struct {
-	RuleID    string          `json:"ruleId,omitempty"`
-	RuleIndex *int            `json:"ruleIndex,omitempty"`
-	Level     string          `json:"level"`
-	Message   sarifText       `json:"message"`
-	Locations []sarifLocation `json:"locations,omitempty"`
-}
-
-type sarifLocation struct {
-	PhysicalLocation sarifPhysical `json:"physicalLocation"`
-}
-
-type sarifPhysical struct {
-	ArtifactLocation sarifArtifact `json:"artifactLocation"`
-	Region           *sarifRegion  `json:"region,omitempty"`
-}
-
-type sarifArtifact struct {
-	URI       string `json:"uri"`
-	URIBaseID string `json:"uriBaseId"`
-}
-
-type sarifRegion struct {
-	StartLine   int `json:"startLine"`
-	StartColumn int `json:"startColumn,omitempty"`
-}
-
 // WriteSARIF writes the warnings as a SARIF 2.1.0 log with one run per linter, so a viewer
 // (GitHub code scanning) names the tool that reported each. A warning is at level "error"
 // when the count is over max_warnings or the linter called it an error, "warning" otherwise.
 func WriteSARIF(w io.Writer, r *Report) error {
-	log := sarifLog{
-		Schema:  "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
-		Version: "2.1.0",
-		Runs:    []sarifRun{},
-	}
+	log := sarif.NewLog()
 	for _, tool := range r.toolsInOrder() {
-		run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: tool, Rules: []sarifRule{}}}, ColumnKind: "utf16CodeUnits", Results: []sarifResult{}}
+		run := sarif.Run{Tool: sarif.Tool{Driver: sarif.Driver{Name: tool, Rules: []sarif.Rule{}}}, ColumnKind: "utf16CodeUnits", Results: []sarif.Result{}}
 		index := map[string]int{}
 		for _, wn := range r.Warnings {
 			if r.Tool(wn.Format) != tool {
 				continue
 			}
-			res := sarifResult{Level: "warning", Message: sarifText{Text: wn.Message}}
+			res := sarif.Result{Level: "warning", Message: sarif.Text{Text: wn.Message}}
 			if r.Failed() || wn.Severity == "error" {
 				res.Level = "error"
 			}
@@ -133,30 +72,22 @@ func WriteSARIF(w io.Writer, r *Report) error {
 				if !ok {
 					i = len(run.Tool.Driver.Rules)
 					index[wn.Rule] = i
-					run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{ID: wn.Rule})
+					run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarif.Rule{ID: wn.Rule})
 				}
 				res.RuleID, res.RuleIndex = wn.Rule, &i
 			}
 			if wn.File != "" {
-				loc := sarifLocation{PhysicalLocation: sarifPhysical{
-					ArtifactLocation: sarifArtifact{URI: (&url.URL{Path: wn.File}).EscapedPath(), URIBaseID: "SRCROOT"},
-				}}
+				var region *sarif.Region
 				if wn.Line > 0 {
-					loc.PhysicalLocation.Region = &sarifRegion{StartLine: wn.Line, StartColumn: wn.Column}
+					region = &sarif.Region{StartLine: wn.Line, StartColumn: wn.Column}
 				}
-				res.Locations = []sarifLocation{loc}
+				res.Locations = []sarif.Location{sarif.FileLocation(wn.File, region)}
 			}
 			run.Results = append(run.Results, res)
 		}
 		log.Runs = append(log.Runs, run)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(log); err != nil {
-		return fmt.Errorf("write SARIF: %w", err)
-	}
-	return nil
+	return sarif.Write(w, log)
 }
 
 // WriteJUnit writes the warnings as JUnit XML: one suite per linter, one case per warning,
