@@ -28,6 +28,10 @@ type verdict struct {
 	stageOutcomes                   int // distinct (run, stage, attempt) outcomes
 	conflicts                       []string
 	finalResults, duplicateFinals   int // FINAL results published; those beyond one per lease
+	// unreported counts stage attempts stored passed or failed with no FINAL result on the
+	// results stream: a result the coordinator decided on that the stream no longer holds.
+	// It is reported, not judged: the three promises are about runs and outcomes.
+	unreported int
 }
 
 func (v verdict) sound() bool {
@@ -40,8 +44,8 @@ func (v verdict) String() string {
 		statuses = append(statuses, fmt.Sprintf("%s %d", s, n))
 	}
 	slices.Sort(statuses)
-	return fmt.Sprintf("checker: %d runs submitted, %d ended (%s), %d lost, %d not ended; %d stage outcomes, %d conflicting; %d final results published, %d of them redelivered duplicates",
-		v.submitted, v.ended, strings.Join(statuses, ", "), v.lost, v.unended, v.stageOutcomes, len(v.conflicts), v.finalResults, v.duplicateFinals)
+	return fmt.Sprintf("checker: %d runs submitted, %d ended (%s), %d lost, %d not ended; %d stage outcomes, %d conflicting; %d final results published, %d of them redelivered duplicates; %d outcomes without a stored final result",
+		v.submitted, v.ended, strings.Join(statuses, ", "), v.lost, v.unended, v.stageOutcomes, len(v.conflicts), v.finalResults, v.duplicateFinals, v.unreported)
 }
 
 var stageEnds = map[string]string{
@@ -127,12 +131,24 @@ func check(h history) verdict {
 		}
 	}
 	leases := map[string]int{}
+	reported := map[attempt]bool{}
 	for _, r := range h.finals {
 		v.finalResults++
 		leases[fmt.Sprintf("%s/%s/%d/%d/%d", r.GetRunId(), r.GetStage(), r.GetAttempt(), r.GetShardIndex(), r.GetRolloutSeq())]++
+		reported[attempt{r.GetRunId(), r.GetStage(), r.GetAttempt()}] = true
 	}
 	for _, n := range leases {
 		v.duplicateFinals += n - 1
+	}
+	for id, st := range h.states {
+		for _, s := range st.GetStages() {
+			switch s.GetStatus() {
+			case sluicev1.StageStatus_STAGE_STATUS_PASSED, sluicev1.StageStatus_STAGE_STATUS_FAILED:
+				if !reported[attempt{id, s.GetName(), s.GetAttempt()}] {
+					v.unreported++
+				}
+			}
+		}
 	}
 	slices.Sort(v.conflicts)
 	return v
@@ -159,8 +175,13 @@ func TestCheckerFindsLostRunsAndDoubledOutcomes(t *testing.T) {
 		},
 		finals: []*sluicev1.Result{{RunId: "r1", Stage: "s", Attempt: 1}, {RunId: "r1", Stage: "s", Attempt: 1}, {RunId: "r2", Stage: "s", Attempt: 1}},
 	}
-	if v := check(good); !v.sound() || v.ended != 2 || v.duplicateFinals != 1 || v.stageOutcomes != 2 {
+	if v := check(good); !v.sound() || v.ended != 2 || v.duplicateFinals != 1 || v.stageOutcomes != 2 || v.unreported != 0 {
 		t.Fatalf("a sound history: %s %v", v, v.conflicts)
+	}
+	noResult := good
+	noResult.finals = good.finals[:2]
+	if v := check(noResult); v.unreported != 1 || !strings.Contains(v.String(), "1 outcomes without a stored final result") {
+		t.Fatalf("r2's stage passed with no result on the stream: %s", v)
 	}
 
 	tests := []struct {

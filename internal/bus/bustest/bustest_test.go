@@ -1,6 +1,7 @@
 package bustest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,5 +55,43 @@ func TestClusterReplicated(t *testing.T) {
 	}
 	if err := msgs.Error(); err != nil && err != jetstream.ErrNoMessages {
 		t.Fatalf("fetch: %v", err)
+	}
+}
+
+// Stored reads all of a large stream of a replicated cluster, through a node that is not
+// the stream's leader: the container tier's checker relies on it to see every run's end.
+func TestStoredReadsAllOfALargeReplicatedStream(t *testing.T) {
+	nodes := Cluster(t, 3)
+	_, js := Connect(t, nodes[2].ClientURL())
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "BIG", Subjects: []string{"big.>"}, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	payload := make([]byte, 512)
+	var futures []jetstream.PubAckFuture
+	for i := range n {
+		f, err := js.PublishAsync(fmt.Sprintf("big.%d", i%1000), payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
+	}
+	if got := len(Stored(t, js, "BIG", "big.>")); got != n {
+		t.Fatalf("Stored read %d of the %d messages", got, n)
+	}
+	if got := len(Stored(t, js, "BIG", "big.7")); got != n/1000 {
+		t.Fatalf("Stored read %d of the %d messages of one subject", got, n/1000)
+	}
+	if got := Stored(t, js, "BIG", "none.>"); got != nil {
+		t.Fatalf("Stored read %d messages of a subject with none", len(got))
 	}
 }
