@@ -64,30 +64,46 @@ func (t *Task) RunSteps(ctx context.Context, commands []string) *sluicev1.Result
 	steps, err := t.Exec.RunSteps(ctx, commands)
 	res := &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED}
 	for _, s := range steps {
-		res.Metrics = append(res.Metrics, &sluicev1.Metric{
-			Name: "step_duration_seconds", Value: s.Duration.Seconds(), Unit: "s",
-			Labels: map[string]string{"step": fmt.Sprint(s.Step), "command": s.Command},
-		})
-		res.ExitCode = int32(s.ExitCode)
+		AddStep(res, s)
 	}
+	if err == nil {
+		res.Message = StepsPassed(len(steps))
+		return res
+	}
+	res.Outcome, res.Message = StepOutcome(err), err.Error()
+	return res
+}
+
+// AddStep records a step that ran in res: its duration metric and its exit code.
+func AddStep(res *sluicev1.Result, s exec.StepResult) {
+	res.Metrics = append(res.Metrics, &sluicev1.Metric{
+		Name: "step_duration_seconds", Value: s.Duration.Seconds(), Unit: "s",
+		Labels: map[string]string{"step": fmt.Sprint(s.Step), "command": s.Command},
+	})
+	res.ExitCode = int32(s.ExitCode)
+}
+
+// StepsPassed is the message of n steps that all passed.
+func StepsPassed(n int) string {
+	if n == 1 {
+		return "1 step passed"
+	}
+	return fmt.Sprintf("%d steps passed", n)
+}
+
+// StepOutcome is the outcome a step's error from exec.Runner makes.
+func StepOutcome(err error) sluicev1.Outcome {
 	switch {
 	case err == nil:
-		res.Message = fmt.Sprintf("%d steps passed", len(steps))
-		if len(steps) == 1 {
-			res.Message = "1 step passed"
-		}
-		return res
+		return sluicev1.Outcome_OUTCOME_PASSED
 	case errors.Is(err, exec.ErrFailed):
-		res.Outcome = sluicev1.Outcome_OUTCOME_FAILED
+		return sluicev1.Outcome_OUTCOME_FAILED
 	case errors.Is(err, exec.ErrTimeout):
-		res.Outcome = sluicev1.Outcome_OUTCOME_TIMED_OUT
+		return sluicev1.Outcome_OUTCOME_TIMED_OUT
 	case errors.Is(err, exec.ErrCanceled):
-		res.Outcome = sluicev1.Outcome_OUTCOME_CANCELLED
-	default:
-		res.Outcome = sluicev1.Outcome_OUTCOME_ERROR
+		return sluicev1.Outcome_OUTCOME_CANCELLED
 	}
-	res.Message = err.Error()
-	return res
+	return sluicev1.Outcome_OUTCOME_ERROR
 }
 
 // UploadArtifact stores r in the artifacts object store under this delivery's prefix

@@ -155,7 +155,7 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 		return errorf("%v", err)
 	}
 	idx, count := int(t.Task.GetShardIndex()), int(t.Task.GetShardCount())
-	mine := files
+	mine, shard := files, ""
 	if count > 1 {
 		split, err := testkind.AgreeSplit(ctx, h.Timings, t.Task, files)
 		if err != nil {
@@ -165,10 +165,7 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 			return errorf("shard index %d out of range for %d shards", idx, len(split))
 		}
 		mine = split[idx]
-	}
-	shard := ""
-	if count > 1 {
-		shard = fmt.Sprintf(" (shard %d/%d)", idx+1, count)
+		shard = " (shard " + testkind.ShardName(t.Task) + ")"
 	}
 	fmt.Fprintf(t.Log, "%d journey file(s), %d for this shard%s\n", len(files), len(mine), shard)
 	if len(mine) == 0 {
@@ -252,7 +249,7 @@ func (h *Handler) journeys(ctx context.Context, t *workers.Task, globs []string)
 	h.record(ctx, t, results)
 	junit := "junit.xml"
 	if count > 1 {
-		junit = fmt.Sprintf("junit-shard-%d.xml", idx+1)
+		junit = testkind.JUnitArtifact(t.Task.GetShardIndex())
 	}
 	var buf bytes.Buffer
 	if err := engine.WriteJUnit(&buf, t.Task.GetStage(), results); err == nil {
@@ -436,7 +433,7 @@ func testCounts(results []*engine.Result, planned int, task *sluicev1.Task) []*s
 		}
 	}
 	labels := func() map[string]string {
-		return map[string]string{"shard": fmt.Sprintf("%d/%d", task.GetShardIndex()+1, max(task.GetShardCount(), 1))}
+		return map[string]string{"shard": testkind.ShardName(task)}
 	}
 	return []*sluicev1.Metric{
 		{Name: "tests", Value: float64(planned), Labels: labels()},

@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-ci/sluice/internal/realtest"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
@@ -113,10 +114,7 @@ func TestTaskEnvErrors(t *testing.T) {
 // Two tasks of a worker, each with a HOME of its own, get one Go build cache and one module
 // cache, as go itself reads them: a task does not download the modules the last one did.
 func TestTaskEnvSharesGoCaches(t *testing.T) {
-	gobin, err := osexec.LookPath("go")
-	if err != nil {
-		t.Skip("no go on PATH")
-	}
+	gobin := realtest.Binary(t, "go")
 	cache := t.TempDir()
 	var seen []string
 	for i := range 2 {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/sluice-ci/sluice/lintwarn"
@@ -46,11 +45,7 @@ func steps(ctx context.Context, t *workers.Task, spec *sluicev1.StageSpec) *slui
 	for i, command := range spec.GetRun() {
 		lines, toolErrors := c.Lines(), len(c.ToolErrors())
 		s, err := runner.Run(ctx, i+1, command)
-		res.Metrics = append(res.Metrics, &sluicev1.Metric{
-			Name: "step_duration_seconds", Value: s.Duration.Seconds(), Unit: "s",
-			Labels: map[string]string{"step": strconv.Itoa(s.Step), "command": s.Command},
-		})
-		res.ExitCode = int32(s.ExitCode)
+		workers.AddStep(res, s)
 		if err == nil {
 			continue
 		}
@@ -59,14 +54,15 @@ func steps(ctx context.Context, t *workers.Task, spec *sluicev1.StageSpec) *slui
 			excused = append(excused, fmt.Sprintf("step %d exited %d", s.Step, s.ExitCode))
 			continue
 		}
-		res.Outcome, res.Message = outcome(err), err.Error()
+		res.Outcome, res.Message = workers.StepOutcome(err), err.Error()
 		break
 	}
-	if res.Message == "" {
-		res.Message = fmt.Sprintf("%d %s passed", len(spec.GetRun()), plural(len(spec.GetRun()), "step"))
-		if len(excused) > 0 {
-			res.Message = fmt.Sprintf("%d %s ran (%s with warnings)", len(spec.GetRun()), plural(len(spec.GetRun()), "step"), strings.Join(excused, ", "))
-		}
+	switch {
+	case res.Message != "":
+	case len(excused) > 0:
+		res.Message = fmt.Sprintf("%d %s ran (%s with warnings)", len(spec.GetRun()), plural(len(spec.GetRun()), "step"), strings.Join(excused, ", "))
+	default:
+		res.Message = workers.StepsPassed(len(spec.GetRun()))
 	}
 	for _, line := range c.ToolErrors() {
 		fmt.Fprintf(t.Log, "warnings: the linter could not check the code: %s\n", line)
@@ -122,19 +118,6 @@ func uploadReports(ctx context.Context, t *workers.Task, res *sluicev1.Result, r
 		{WarningsSARIFArtifact, "application/sarif+json", &sarif},
 		{WarningsJUnitArtifact, "application/xml", &junit},
 	})
-}
-
-// outcome maps a step's error as Task.RunSteps does.
-func outcome(err error) sluicev1.Outcome {
-	switch {
-	case errors.Is(err, exec.ErrFailed):
-		return sluicev1.Outcome_OUTCOME_FAILED
-	case errors.Is(err, exec.ErrTimeout):
-		return sluicev1.Outcome_OUTCOME_TIMED_OUT
-	case errors.Is(err, exec.ErrCanceled):
-		return sluicev1.Outcome_OUTCOME_CANCELLED
-	}
-	return sluicev1.Outcome_OUTCOME_ERROR
 }
 
 // tee passes a step's output on to the log and to the warnings collector, and flushes both

@@ -76,8 +76,8 @@ type Handler struct {
 // Task.ShardIndex): junit-shard-1.xml for the first, as shards are numbered to users.
 func JUnitArtifact(i int32) string { return fmt.Sprintf("junit-shard-%d.xml", i+1) }
 
-// shardName is how users read a shard: "2/4", 1-based, with the count.
-func shardName(t *sluicev1.Task) string {
+// ShardName is how users read a task's shard: "2/4", 1-based, with the count.
+func ShardName(t *sluicev1.Task) string {
 	return fmt.Sprintf("%d/%d", t.GetShardIndex()+1, shardCount(t))
 }
 
@@ -102,10 +102,10 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 				Message: fmt.Sprintf("shard index %d out of range for %d shards", i, len(shards))}
 		}
 		units = shards[i]
-		fmt.Fprintf(t.Log, "shard %s: %d of %d units: %s\n", shardName(task), len(units), len(all), strings.Join(units, " "))
+		fmt.Fprintf(t.Log, "shard %s: %d of %d units: %s\n", ShardName(task), len(units), len(all), strings.Join(units, " "))
 		if len(units) == 0 {
 			return &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED,
-				Message: fmt.Sprintf("no test units for shard %s (%d units over %d shards)", shardName(task), len(all), shardCount(task))}
+				Message: fmt.Sprintf("no test units for shard %s (%d units over %d shards)", ShardName(task), len(all), shardCount(task))}
 		}
 		env = append(env, ShardUnitsEnv+"="+strings.Join(units, " "))
 	}
@@ -141,7 +141,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 	h.record(rctx, t, pkgs, fileCases)
 	if len(units) > 0 {
 		res.Metrics = append(res.Metrics, &sluicev1.Metric{Name: "test_shard_units", Value: float64(len(units)),
-			Labels: map[string]string{"shard": shardName(task)}})
+			Labels: map[string]string{"shard": ShardName(task)}})
 	}
 	suites := append(testreport.JUnitSuites(pkgs), fileSuites...)
 	if len(suites) == 0 {
@@ -154,7 +154,7 @@ func (h Handler) Handle(ctx context.Context, t *workers.Task) *sluicev1.Result {
 // report adds the tests' JUnit artifact, findings, metrics and summary to res.
 func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages int, suites []junit.Suite) {
 	shard := t.Task.GetShardIndex()
-	doc := &junit.Suites{Name: fmt.Sprintf("%s shard %s", t.Task.GetStage(), shardName(t.Task)), Suites: suites}
+	doc := &junit.Suites{Name: fmt.Sprintf("%s shard %s", t.Task.GetStage(), ShardName(t.Task)), Suites: suites}
 	var buf bytes.Buffer
 	if err := junit.Write(&buf, doc); err != nil {
 		reportError(res, err)
@@ -173,11 +173,11 @@ func report(ctx context.Context, t *workers.Task, res *sluicev1.Result, packages
 			Rule: RuleTestFailed, File: f.Suite, Message: f.Name + " failed",
 			Severity: sluicev1.Severity_SEVERITY_HIGH, Excerpt: testMessage(f),
 			Fingerprint: f.Suite + "." + f.Name,
-			Properties: map[string]string{"test": f.Name, "shard": shardName(t.Task),
+			Properties: map[string]string{"test": f.Name, "shard": ShardName(t.Task),
 				"attempt": strconv.Itoa(int(t.Task.GetAttempt()))},
 		})
 	}
-	labels := func() map[string]string { return map[string]string{"shard": shardName(t.Task)} }
+	labels := func() map[string]string { return map[string]string{"shard": ShardName(t.Task)} }
 	res.Metrics = append(res.Metrics,
 		&sluicev1.Metric{Name: "tests", Value: float64(doc.Tests), Labels: labels()},
 		&sluicev1.Metric{Name: "tests_failed", Value: float64(doc.Failures + doc.Errors), Labels: labels()},
