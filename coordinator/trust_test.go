@@ -423,6 +423,12 @@ func TestHTTPAPIOnTheSamePrincipals(t *testing.T) {
 		{"submit without a token", "POST", "/api/v1/runs", "", http.StatusUnauthorized},
 		{"submit as an observer", "POST", "/api/v1/runs", token(auth.RoleObserver), http.StatusForbidden},
 		{"submit as an approver", "POST", "/api/v1/runs", token(auth.RoleApprover), http.StatusForbidden},
+		// The dashboard's rollout and retry buttons: the role's verbs, whatever the page shows.
+		{"retry without a token", "POST", "/api/v1/runs/r1/stages/a/retry", "", http.StatusUnauthorized},
+		{"retry as an observer", "POST", "/api/v1/runs/r1/stages/a/retry", token(auth.RoleObserver), http.StatusForbidden},
+		{"retry as a worker", "POST", "/api/v1/runs/r1/stages/a/retry", token(auth.WorkerRole(static)), http.StatusForbidden},
+		{"pause a rollout as a submitter", "POST", "/api/v1/runs/r1/rollout/pause", token(auth.RoleSubmitter), http.StatusForbidden},
+		{"promote a rollout as an observer", "POST", "/api/v1/runs/r1/rollout/promote", token(auth.RoleObserver), http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

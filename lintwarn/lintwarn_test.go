@@ -255,3 +255,38 @@ func TestReports(t *testing.T) {
 		})
 	}
 }
+
+// A linter that prints without end cannot make the collector hold it all: it keeps MaxKept
+// distinct warnings (counting the rest) and reads at most MaxLine bytes of a line.
+func TestCollectorBoundsWhatALinterPrints(t *testing.T) {
+	c := lintwarn.NewCollector(parser(t, []string{"go-vet"}), "")
+	s := c.Stream()
+	const extra = 500
+	for i := range lintwarn.MaxKept + extra {
+		if _, err := fmt.Fprintf(s, "a.go:%d:1: warning %d\n", i+1, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	huge := "b.go:1:1: " + strings.Repeat("x", 4<<20)
+	for i := 0; i < len(huge); i += 1 << 16 {
+		if _, err := s.Write([]byte(huge[i:min(len(huge), i+1<<16)])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Write([]byte("\n")); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Report(0)
+	if len(r.Warnings) != lintwarn.MaxKept || r.Count != lintwarn.MaxKept+extra+1 {
+		t.Fatalf("kept %d warnings and counted %d; want %d kept of %d", len(r.Warnings), r.Count, lintwarn.MaxKept, lintwarn.MaxKept+extra+1)
+	}
+	c2 := lintwarn.NewCollector(parser(t, []string{"go-vet"}), "")
+	s2 := c2.Stream()
+	if _, err := s2.Write([]byte(huge + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	w := c2.Report(0).Warnings
+	if len(w) != 1 || len(w[0].Message) > lintwarn.MaxLine {
+		t.Fatalf("a 4 MiB line became %d warnings, the first of %d bytes; want one of at most %d", len(w), len(w[0].Message), lintwarn.MaxLine)
+	}
+}
