@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -238,11 +240,60 @@ func (c *Coordinator) validSpec(req *sluicev1.SubmitRunRequest) (*sluicev1.Pipel
 	if req.GetSpec() == nil {
 		return nil, fmt.Errorf("%w: the request has no pipeline (spec or spec_yaml)", ErrBadRequest)
 	}
+	key, keyed := specKey(req.GetSpec())
+	if keyed {
+		if p, ok := c.specs.get(key); ok {
+			return p, nil
+		}
+	}
 	p, err := spec.Check(req.GetSpec())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
+	if keyed {
+		c.specs.put(key, p)
+	}
 	return p, nil
+}
+
+// specKey identifies a submitted spec by its content.
+func specKey(p *sluicev1.PipelineSpec) ([sha256.Size]byte, bool) {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if err != nil {
+		return [sha256.Size]byte{}, false
+	}
+	return sha256.Sum256(data), true
+}
+
+// maxCheckedSpecs bounds the specs checkedSpecs remembers: a fleet runs a few pipelines
+// many times over.
+const maxCheckedSpecs = 256
+
+// checkedSpecs remembers the outcome of spec.Check for specs that passed it, so a pipeline
+// submitted again skips the render and parse. It hands out copies: a run may change its own.
+type checkedSpecs struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*sluicev1.PipelineSpec
+}
+
+func (s *checkedSpecs) get(key [sha256.Size]byte) (*sluicev1.PipelineSpec, bool) {
+	s.mu.Lock()
+	p, ok := s.m[key]
+	s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return proto.Clone(p).(*sluicev1.PipelineSpec), true
+}
+
+func (s *checkedSpecs) put(key [sha256.Size]byte, p *sluicev1.PipelineSpec) {
+	kept := proto.Clone(p).(*sluicev1.PipelineSpec)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil || len(s.m) >= maxCheckedSpecs {
+		s.m = make(map[[sha256.Size]byte]*sluicev1.PipelineSpec, maxCheckedSpecs)
+	}
+	s.m[key] = kept
 }
 
 // checkApprovers checks that every approval.by entry names a role, a principal or a group

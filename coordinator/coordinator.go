@@ -100,6 +100,7 @@ type Coordinator struct {
 	// API subjects are the callers'. Without it every caller is anonymous.
 	authenticated bool
 	cache         *runCache
+	specs         checkedSpecs
 	metrics       *metrics
 	tracer        tracer
 	lanes         []chan work

@@ -281,12 +281,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	for kind, cons := range consumers {
 		// One goroutine per slot, each holding at most one task: never more than
 		// Concurrency tasks of a kind at once, and no task waits in a local buffer. Each
-		// slot runs its steps as its own user.
+		// slot runs its steps as its own user. One puller per kind asks for as many tasks as
+		// slots are idle, so the server holds one pull request per kind, not one per slot.
+		idle := make(chan struct{}, w.c.Concurrency)
+		hand := make(chan jetstream.Msg)
 		for range w.c.Concurrency {
 			sb := w.uids.sandbox(slot)
 			slot++
-			slots.Go(func() { w.serve(pullCtx, stopPulling, kind, cons, sb) })
+			slots.Go(func() { w.serve(pullCtx, kind, idle, hand, sb) })
 		}
+		slots.Go(func() { w.pull(pullCtx, stopPulling, kind, cons, idle, hand) })
 	}
 	w.log.Info("worker serving", "kinds", w.kindList(), "concurrency", w.c.Concurrency)
 	var heartbeat sync.WaitGroup
@@ -362,32 +366,59 @@ func (w *Worker) kindList() string {
 	return strings.Join(s, ",")
 }
 
-// serve pulls and runs one task at a time until ctx is done. A connection that is closed for
-// good stops the whole worker through fatal.
-func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer, sb *exec.Sandbox) {
-	// Checked before each pull: a pull request sent after the stop could be handed a task
-	// (such as the one just handed back) that nobody then reads until AckWait passes.
+// pull fetches tasks of kind for the idle slots and hands each to one of them. Every fetch
+// asks for no more tasks than slots are idle (a slot reports idle on idle, then takes a task
+// from hand), so a task never waits on this worker for a slot. A connection that is closed
+// for good stops the whole worker through fatal.
+func (w *Worker) pull(ctx context.Context, fatal context.CancelCauseFunc, kind sluicev1.StageKind, cons jetstream.Consumer, idle <-chan struct{}, hand chan<- jetstream.Msg) {
 	// A pull waits at most an ack wait: the pulls of a worker cut off the network (which the
 	// server still counts as connected) expire before its task is redelivered, so the
 	// redelivery goes to a worker that can run it rather than into the partition.
 	wait := w.c.Bus.WithDefaults().AckWait
-	for ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(ctx, wait)
-		msg, err := cons.Next(jetstream.FetchContext(pctx))
-		cancel()
-		if ctx.Err() != nil {
-			if msg != nil {
-				// Pulled as the worker stopped: another worker takes it without waiting
-				// for AckWait.
-				w.nak(msg, w.log)
+	free := 0
+	for {
+		if free == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-idle:
+				free++
 			}
+		}
+	more:
+		for {
+			select {
+			case <-idle:
+				free++
+			default:
+				break more
+			}
+		}
+		// Checked before each pull: a pull request sent after the stop could be handed a
+		// task (such as the one just handed back) that nobody then reads until AckWait.
+		if ctx.Err() != nil {
 			return
 		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		batch, err := cons.Fetch(free, jetstream.FetchContext(pctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				select {
+				case hand <- msg:
+					free--
+				case <-ctx.Done():
+					// Pulled as the worker stopped: another worker takes it without waiting
+					// for AckWait.
+					w.nak(msg, w.log)
+				}
+			}
+			err = batch.Error()
+		}
+		cancel()
 		switch {
-		case err == nil:
-			w.process(ctx, kind, msg, sb)
+		case err == nil, ctx.Err() != nil:
 		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-			// The long poll expired with nothing to do.
+			// The long poll expired with nothing (or less than asked) to do.
 		case errors.Is(err, nats.ErrConnectionClosed):
 			fatal(fmt.Errorf("pull %s tasks: %w", kind.Slug(), err))
 			return
@@ -397,6 +428,24 @@ func (w *Worker) serve(ctx context.Context, fatal context.CancelCauseFunc, kind 
 			case <-ctx.Done():
 			case <-time.After(pullRetry):
 			}
+		}
+	}
+}
+
+// serve runs the tasks pull hands it, one at a time, until ctx is done.
+func (w *Worker) serve(ctx context.Context, kind sluicev1.StageKind, idle chan<- struct{}, hand <-chan jetstream.Msg, sb *exec.Sandbox) {
+	for {
+		// idle has room for every slot of the kind, and each slot reports once per task.
+		idle <- struct{}{}
+		select {
+		case <-ctx.Done():
+			return
+		case msg := <-hand:
+			if ctx.Err() != nil {
+				w.nak(msg, w.log)
+				return
+			}
+			w.process(ctx, kind, msg, sb)
 		}
 	}
 }

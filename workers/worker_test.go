@@ -529,3 +529,30 @@ const anyExit = -1000
 // pgidTo is a step command writing its process group id, as the worker's machine sees it
 // (in a sandbox $$ is 1), to file.
 func pgidTo(file string) string { return "cut -d' ' -f5 /proc/self/stat > " + file }
+
+// A worker holds no more tasks than it has idle slots: while both slots of a worker run, the
+// other queued tasks stay on the server for any worker to take, not in this one's buffer.
+func TestBusyWorkerHoldsNoQueuedTasks(t *testing.T) {
+	h := newHarness(t)
+	const n = 5
+	for i := range n {
+		h.publish(t, newTask("busy"+strconv.Itoa(i), "sleep 1"))
+	}
+	h.start(t, Config{Concurrency: 2})
+	waitFor(t, "the worker's consumer", func() bool {
+		_, err := h.env.JS.Consumer(t.Context(), h.names.TasksStream(), h.names.WorkerConsumer(static.Slug(), DefaultPool))
+		return err == nil
+	})
+	most := 0
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		most = max(most, h.consumerInfo(t).NumAckPending)
+	}
+	if most != 2 {
+		t.Fatalf("at most %d tasks held at once by a worker of 2 slots, want 2", most)
+	}
+	for i := range n {
+		if res := h.final(t, "busy"+strconv.Itoa(i)); res.Outcome != sluicev1.Outcome_OUTCOME_PASSED {
+			t.Errorf("task %d: %s %q", i, res.Outcome, res.Message)
+		}
+	}
+}
