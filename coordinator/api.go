@@ -240,60 +240,50 @@ func (c *Coordinator) validSpec(req *sluicev1.SubmitRunRequest) (*sluicev1.Pipel
 	if req.GetSpec() == nil {
 		return nil, fmt.Errorf("%w: the request has no pipeline (spec or spec_yaml)", ErrBadRequest)
 	}
-	key, keyed := specKey(req.GetSpec())
-	if keyed {
-		if p, ok := c.specs.get(key); ok {
-			return p, nil
-		}
-	}
-	p, err := spec.Check(req.GetSpec())
+	p, err := c.specs.check(req.GetSpec())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	if keyed {
-		c.specs.put(key, p)
-	}
 	return p, nil
-}
-
-// specKey identifies a submitted spec by its content.
-func specKey(p *sluicev1.PipelineSpec) ([sha256.Size]byte, bool) {
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
-	if err != nil {
-		return [sha256.Size]byte{}, false
-	}
-	return sha256.Sum256(data), true
 }
 
 // maxCheckedSpecs bounds the specs checkedSpecs remembers: a fleet runs a few pipelines
 // many times over.
 const maxCheckedSpecs = 256
 
-// checkedSpecs remembers the outcome of spec.Check for specs that passed it, so a pipeline
-// submitted again skips the render and parse. It hands out copies: a run may change its own.
+// checkedSpecs remembers the outcome of spec.Check for specs that passed it, keyed by their
+// content, so a pipeline submitted again skips the render and parse. It hands out copies: a
+// run may change its own.
 type checkedSpecs struct {
 	mu sync.Mutex
 	m  map[[sha256.Size]byte]*sluicev1.PipelineSpec
 }
 
-func (s *checkedSpecs) get(key [sha256.Size]byte) (*sluicev1.PipelineSpec, bool) {
-	s.mu.Lock()
-	p, ok := s.m[key]
-	s.mu.Unlock()
-	if !ok {
-		return nil, false
+// check is spec.Check(p), from memory when p passed it before.
+func (s *checkedSpecs) check(p *sluicev1.PipelineSpec) (*sluicev1.PipelineSpec, error) {
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if err != nil {
+		return spec.Check(p)
 	}
-	return proto.Clone(p).(*sluicev1.PipelineSpec), true
-}
-
-func (s *checkedSpecs) put(key [sha256.Size]byte, p *sluicev1.PipelineSpec) {
-	kept := proto.Clone(p).(*sluicev1.PipelineSpec)
+	key := sha256.Sum256(data)
+	s.mu.Lock()
+	kept, ok := s.m[key]
+	s.mu.Unlock()
+	if ok {
+		return proto.Clone(kept).(*sluicev1.PipelineSpec), nil
+	}
+	checked, err := spec.Check(p)
+	if err != nil {
+		return nil, err
+	}
+	kept = proto.Clone(checked).(*sluicev1.PipelineSpec)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil || len(s.m) >= maxCheckedSpecs {
 		s.m = make(map[[sha256.Size]byte]*sluicev1.PipelineSpec, maxCheckedSpecs)
 	}
 	s.m[key] = kept
+	return checked, nil
 }
 
 // checkApprovers checks that every approval.by entry names a role, a principal or a group

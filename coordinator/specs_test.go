@@ -49,8 +49,10 @@ func TestValidSpecRemembersCheckedSpecs(t *testing.T) {
 func TestCheckedSpecsStayBounded(t *testing.T) {
 	var s checkedSpecs
 	for i := range maxCheckedSpecs * 3 {
-		key, _ := specKey(&sluicev1.PipelineSpec{Name: fmt.Sprintf("p%d", i)})
-		s.put(key, &sluicev1.PipelineSpec{Name: "p"})
+		p := &sluicev1.PipelineSpec{Version: 1, Name: fmt.Sprintf("p%d", i), Stages: []*sluicev1.StageSpec{{Name: "lint", Kind: sluicev1.StageKind_STAGE_KIND_STATIC, Run: []string{"true"}}}}
+		if _, err := s.check(p); err != nil {
+			t.Fatal(err)
+		}
 		if len(s.m) > maxCheckedSpecs {
 			t.Fatalf("%d specs remembered, bound %d", len(s.m), maxCheckedSpecs)
 		}
