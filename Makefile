@@ -4,6 +4,9 @@ GO          ?= go
 TEST_TIMEOUT ?= 20m
 # Tools are built from tools/go.mod, so their versions are pinned apart from the main module.
 TOOLS_DEPS  := tools/go.mod tools/go.sum
+# The container tier runs images built here and removes its own containers; testcontainers'
+# reaper is an image to pull, which a machine without a registry cannot.
+export TESTCONTAINERS_RYUK_DISABLED ?= true
 
 .DEFAULT_GOAL := help
 
