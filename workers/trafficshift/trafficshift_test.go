@@ -32,7 +32,10 @@ import (
 
 // fault is how a backend misbehaves; it can change while the backend serves.
 type fault struct {
-	// errorEvery makes every n-th request a 500, emptyEvery every n-th an empty 200 (0: never).
+	// errorEvery makes every n-th request a 500, emptyEvery every n-th an empty 200 (0: never),
+	// counting from the first request: a step that reaches the canary with fewer than n
+	// requests (a loaded machine slows the clients) still sees the fault at its rate or
+	// above, where a fault at the n-th request would not show at all.
 	errorEvery, emptyEvery atomic.Int64
 	// delay is added to every request.
 	delay atomic.Int64
@@ -44,11 +47,11 @@ func backend(t testing.TB, f *fault) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		i := n.Add(1)
 		time.Sleep(time.Duration(f.delay.Load()))
-		if every := f.errorEvery.Load(); every > 0 && i%every == 0 {
+		if every := f.errorEvery.Load(); every > 0 && (i-1)%every == 0 {
 			http.Error(w, "boom", http.StatusInternalServerError)
 			return
 		}
-		if every := f.emptyEvery.Load(); every > 0 && i%every == 0 {
+		if every := f.emptyEvery.Load(); every > 0 && (i-1)%every == 0 {
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
