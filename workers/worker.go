@@ -1,6 +1,8 @@
 // Package workers is the worker runtime: it pulls the tasks of its kinds from the shared
 // durable consumers, runs each with the kind's Handler, streams the logs, and reports the
-// outcome in the order STARTED -> heartbeats -> final Result -> ack (DESIGN section 3).
+// outcome in the order STARTED -> heartbeats -> final Result -> ack (DESIGN section 3),
+// except that a task ending within Config.StartedAfter sends no STARTED: its final result
+// carries the start.
 package workers
 
 import (
@@ -38,6 +40,8 @@ const (
 	// DefaultPoolCap is the in-flight bound of a (kind, pool) when none is configured: high
 	// enough that adding workers adds capacity.
 	DefaultPoolCap = 1024
+	// DefaultStartedAfter is how long a task runs before its worker reports the start.
+	DefaultStartedAfter = 100 * time.Millisecond
 )
 
 const (
@@ -89,6 +93,12 @@ type Config struct {
 	UnsafeSharedUser bool
 	// Metrics receives the worker's metrics (MetricTasks and the others); nil: none.
 	Metrics prometheus.Registerer
+	// StartedAfter is how long a task runs before the worker reports its start (a STARTED
+	// result): a task that ends sooner sends only its final result, which carries the
+	// start, so a quick stage costs the bus one result instead of two. A traffic shift
+	// reports its start before it begins, whatever this says. Default DefaultStartedAfter;
+	// negative: at once.
+	StartedAfter time.Duration
 }
 
 // Worker serves the tasks of its kinds. Create it with New, start it with Run.
@@ -163,6 +173,9 @@ func New(nc *nats.Conn, c Config) (*Worker, error) {
 	}
 	if c.Grace < 0 {
 		return nil, fmt.Errorf("%w: grace %s must not be negative", ErrBadConfig, c.Grace)
+	}
+	if c.StartedAfter == 0 {
+		c.StartedAfter = DefaultStartedAfter
 	}
 	if c.ID == "" {
 		host, _ := os.Hostname()
@@ -450,7 +463,8 @@ func (w *Worker) serve(ctx context.Context, kind sluicev1.StageKind, idle chan<-
 	}
 }
 
-// process runs one delivered task through STARTED -> heartbeats -> final -> ack.
+// process runs one delivered task through STARTED (when it runs longer than
+// StartedAfter) -> heartbeats -> final -> ack.
 func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetstream.Msg, sb *exec.Sandbox) {
 	task := &sluicev1.Task{}
 	if err := decodeTask(msg.Data(), task); err != nil {
@@ -478,22 +492,29 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	defer w.track(task, cancel)()
 
 	started := timestamppb.Now()
-	start, err := w.sendResult(task, &sluicev1.Result{
+	startRes := &sluicev1.Result{
 		RunId: task.GetRunId(), Stage: task.GetStage(), Attempt: task.GetAttempt(), ShardIndex: task.GetShardIndex(),
 		RolloutSeq: task.GetRollout().GetSeq(),
 		Phase:      sluicev1.ResultPhase_RESULT_PHASE_STARTED, Worker: w.c.ID,
 		Delivery: int32(delivery), StartedAt: started,
-	})
-	if err == nil && task.GetRollout() != nil {
+	}
+	var start *startReport
+	if task.GetRollout() != nil {
 		// A traffic shift does not begin unless its start is on record.
-		err = w.awaitResult(start)
-		start = nil
+		f, err := w.sendResult(task, startRes)
+		if err == nil {
+			err = w.awaitResult(f)
+		}
+		if err != nil {
+			log.Error("cannot record the task's start; retrying it later", "err", err)
+			w.retryLater(msg, log)
+			return
+		}
+		start = &startReport{}
+	} else {
+		start = w.reportStart(task, startRes, max(w.c.StartedAfter, 0))
 	}
-	if err != nil {
-		log.Error("cannot record the task's start; retrying it later", "err", err)
-		w.retryLater(msg, log)
-		return
-	}
+	defer start.stop()
 	stopHeartbeat := w.heartbeat(msg, log)
 	defer stopHeartbeat()
 
@@ -520,9 +541,11 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	res.Phase = sluicev1.ResultPhase_RESULT_PHASE_FINAL
 	res.Worker, res.Delivery = w.c.ID, int32(delivery)
 	res.StartedAt, res.FinishedAt = started, timestamppb.Now()
-	if start != nil {
-		if err := w.awaitResult(start); err != nil {
-			// The final result carries the start time too; the coordinator records both.
+	if f, err := start.stop(); err != nil {
+		log.Warn("the task's start was not sent", "err", err)
+	} else if f != nil {
+		if err := w.awaitResult(f); err != nil {
+			// The final result carries the start too; the coordinator records both.
 			log.Warn("the task's start was not recorded", "err", err)
 		}
 	}
@@ -544,6 +567,43 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	}
 	log.Info("task finished", "outcome", res.GetOutcome().Short(),
 		"duration", res.FinishedAt.AsTime().Sub(started.AsTime()).Round(time.Millisecond))
+}
+
+// startReport is a task's STARTED result, sent once the task has run for a while; see
+// Config.StartedAfter.
+type startReport struct {
+	timer *time.Timer // nil: nothing left to send
+	mu    sync.Mutex
+	ended bool
+	f     jetstream.PubAckFuture
+	err   error
+}
+
+// reportStart sends res for task after d unless stop comes first.
+func (w *Worker) reportStart(task *sluicev1.Task, res *sluicev1.Result, d time.Duration) *startReport {
+	s := &startReport{}
+	s.timer = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.ended {
+			s.f, s.err = w.sendResult(task, res)
+		}
+	})
+	return s
+}
+
+// stop keeps a start not yet sent from being sent, and returns the publish of one that was
+// (nil: none), for the caller to await before the final result. It may be called again.
+func (s *startReport) stop() (jetstream.PubAckFuture, error) {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = true
+	f, err := s.f, s.err
+	s.f, s.err = nil, nil
+	return f, err
 }
 
 // decodeTask decodes and checks the fields every later step relies on.

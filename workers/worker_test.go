@@ -24,38 +24,54 @@ import (
 	"github.com/sluice-ci/sluice/workers/internal/proctest"
 )
 
-// The worker publishes STARTED, then the final result, then acks: the results stream holds
-// both in that order and the task leaves the work queue.
+// A task that runs longer than StartedAfter reports STARTED, then the final result, then
+// the worker acks: the results stream holds both in that order and the task leaves the
+// work queue. One that ends sooner sends its final result alone, carrying its start.
 func TestLifecycle(t *testing.T) {
-	h := newHarness(t)
-	h.publish(t, newTask("r1", "echo hello", `test "$SLUICE_STAGE" = build`))
-	h.start(t, Config{ID: "w1"})
+	tests := []struct {
+		name  string
+		after time.Duration // StartedAfter
+		step  string
+		wants []string // result ids in the stream's order
+	}{
+		{"quicker than StartedAfter", 10 * time.Second, "echo hello", []string{"final"}},
+		{"longer than StartedAfter", 50 * time.Millisecond, "sleep 0.5", []string{"started", "final"}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			run := "r" + strconv.Itoa(i)
+			h.publish(t, newTask(run, tc.step, `test "$SLUICE_STAGE" = build`))
+			h.start(t, Config{ID: "w1", StartedAfter: tc.after})
 
-	got := h.results(t, "r1", hasFinal)
-	if len(got) != 2 {
-		t.Fatalf("results %v, want STARTED then FINAL", got)
-	}
-	started, final := got[0], got[1]
-	if started.id != "r1/build/1/started" || started.Phase != sluicev1.ResultPhase_RESULT_PHASE_STARTED {
-		t.Errorf("first result %s %s, want r1/build/1/started STARTED", started.id, started.Phase)
-	}
-	if final.id != "r1/build/1/final" || final.Phase != sluicev1.ResultPhase_RESULT_PHASE_FINAL {
-		t.Errorf("second result %s %s, want r1/build/1/final FINAL", final.id, final.Phase)
-	}
-	for _, r := range got {
-		if r.RunId != "r1" || r.Stage != "build" || r.Attempt != 1 || r.Worker != "w1" || r.Delivery != 1 {
-			t.Errorf("result identity %+v", r.Result)
-		}
-	}
-	if final.Outcome != sluicev1.Outcome_OUTCOME_PASSED || final.Message != "2 steps passed" {
-		t.Errorf("final outcome %s %q", final.Outcome, final.Message)
-	}
-	if !final.FinishedAt.AsTime().After(final.StartedAt.AsTime()) || len(final.Metrics) != 2 {
-		t.Errorf("final times %v..%v metrics %v", final.StartedAt, final.FinishedAt, final.Metrics)
-	}
-	h.waitQueueEmpty(t)
-	if info := h.consumerInfo(t); info.NumAckPending != 0 || info.NumRedelivered != 0 {
-		t.Errorf("consumer: %d ack pending, %d redelivered", info.NumAckPending, info.NumRedelivered)
+			got := h.results(t, run, hasFinal)
+			var ids []string
+			for _, r := range got {
+				ids = append(ids, strings.TrimPrefix(r.id, run+"/build/1/"))
+				if r.RunId != run || r.Stage != "build" || r.Attempt != 1 || r.Worker != "w1" || r.Delivery != 1 {
+					t.Errorf("result identity %+v", r.Result)
+				}
+			}
+			if !slices.Equal(ids, tc.wants) {
+				t.Fatalf("results %v, want %v", ids, tc.wants)
+			}
+			final := got[len(got)-1]
+			if final.Phase != sluicev1.ResultPhase_RESULT_PHASE_FINAL || final.Outcome != sluicev1.Outcome_OUTCOME_PASSED || final.Message != "2 steps passed" {
+				t.Errorf("final result %s %s %q", final.Phase, final.Outcome, final.Message)
+			}
+			if !final.FinishedAt.AsTime().After(final.StartedAt.AsTime()) || len(final.Metrics) != 2 {
+				t.Errorf("final times %v..%v metrics %v", final.StartedAt, final.FinishedAt, final.Metrics)
+			}
+			if started := got[0]; len(got) == 2 {
+				if started.Phase != sluicev1.ResultPhase_RESULT_PHASE_STARTED || !started.StartedAt.AsTime().Equal(final.StartedAt.AsTime()) {
+					t.Errorf("first result %s started at %v, want STARTED at the final result's %v", started.Phase, started.StartedAt, final.StartedAt)
+				}
+			}
+			h.waitQueueEmpty(t)
+			if info := h.consumerInfo(t); info.NumAckPending != 0 || info.NumRedelivered != 0 {
+				t.Errorf("consumer: %d ack pending, %d redelivered", info.NumAckPending, info.NumRedelivered)
+			}
+		})
 	}
 }
 
@@ -150,8 +166,8 @@ func TestUndecodableTaskTerminated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := results.CachedInfo().State.Msgs; n != 2 {
-		t.Errorf("%d results stored, want 2 (the good task's STARTED and FINAL)", n)
+	if n := results.CachedInfo().State.Msgs; n != 1 {
+		t.Errorf("%d results stored, want 1 (the good task's FINAL)", n)
 	}
 }
 

@@ -138,3 +138,37 @@ func TestDecideKeepsTheStateWithinTheServersLimit(t *testing.T) {
 		})
 	}
 }
+
+// The result that ends a run can be the one that outgrows the bound: the run fails with
+// the sizes instead of passing in a state the server would refuse.
+func TestDecideTheLastResultOutgrowsTheLimit(t *testing.T) {
+	var stages []*sluicev1.StageSpec
+	for i := range 10 {
+		stages = append(stages, stage(fmt.Sprintf("s%d", i)))
+	}
+	h := newHarness(t, "main", stages...)
+	h.do(Start{})
+	for i := range 9 {
+		r := passed(fmt.Sprintf("s%d", i), 1)
+		r.Result.Message = strings.Repeat("m", 128)
+		h.do(r)
+	}
+	// Room for the last stage's outcome, not for its message even shortened.
+	h.p.MaxStateBytes = proto.Size(h.st) + 200
+	r := passed("s9", 1)
+	r.Result.Message = strings.Repeat("m", 900)
+	h.do(r)
+	if h.st.GetStatus() != sluicev1.RunStatus_RUN_STATUS_FAILED || !strings.Contains(h.st.GetMessage(), "above the") {
+		t.Fatalf("run %s: %q, want failed with the sizes", h.st.GetStatus().Short(), h.st.GetMessage())
+	}
+	if size := proto.Size(h.st); size > h.p.MaxStateBytes {
+		t.Fatalf("the state is %d bytes, above the limit of %d", size, h.p.MaxStateBytes)
+	}
+	var types []string
+	for _, e := range h.st.GetOutbox() {
+		types = append(types, e.GetType())
+	}
+	if slices.Contains(types, "run.passed") || !slices.Contains(types, "run.failed") {
+		t.Fatalf("events %v, want run.failed and no run.passed", types)
+	}
+}

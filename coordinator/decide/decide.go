@@ -422,7 +422,13 @@ func (d *decider) markRunning(i int, s *sluicev1.StageState, r *sluicev1.Result)
 		return
 	}
 	s.Status = sluicev1.StageStatus_STAGE_STATUS_RUNNING
-	s.StartedAt = timestamppb.New(d.now)
+	// A worker reports a task's start once it has run a while, or only with its end: the
+	// start it reports is when the stage began, within the time the stage was queued.
+	start := d.now
+	if at := r.GetStartedAt(); at != nil && at.AsTime().Before(start) && !at.AsTime().Before(s.GetQueuedAt().AsTime()) {
+		start = at.AsTime()
+	}
+	s.StartedAt = timestamppb.New(start)
 	if t := d.spec(i).GetTimeout(); t != nil && s.GetRollout() == nil {
 		s.Deadline = timestamppb.New(d.now.Add(t.AsDuration() + d.p.DeadlineGrace))
 	}
@@ -519,6 +525,11 @@ func (d *decider) settle() {
 		if s.GetStatus() == sluicev1.StageStatus_STAGE_STATUS_FAILED {
 			failed++
 		}
+	}
+	// The result that ends the run may be the one that outgrows the state's bound: the run
+	// fails for it then, rather than passing in a state the server cannot store.
+	if d.fit(); d.st.GetStatus().Terminal() {
+		return
 	}
 	d.st.FinishedAt = timestamppb.New(d.now)
 	if failed > 0 {

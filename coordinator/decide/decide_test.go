@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sluice-ci/sluice/coordinator/internal/fixture"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -152,6 +153,47 @@ func TestDecideWalksTheSevenStageDAG(t *testing.T) {
 	}
 	if h.st.GetEventSeq() != 1+7*3+1 {
 		t.Fatalf("event seq %d: want submitted + queued/started-or-not/passed per stage + run.passed", h.st.GetEventSeq())
+	}
+}
+
+// A worker reports a quick task's start only with its end, and a longer one's a while
+// after it began: either way the stage started when the worker says, within the time it
+// was queued, and stage.started comes before the stage's end. A start before the stage
+// was queued, or after the decision, is the decision's time.
+func TestDecideStageStartIsTheWorkersStart(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        ResultIn
+		reported  time.Duration // the result's start, after the stage was queued
+		wantStart time.Duration // the stage's start, after it was queued
+		wantTypes []string
+	}{
+		{"final without started", passed("a", 1), 2 * time.Second, 2 * time.Second,
+			[]string{"stage.started:a", "stage.passed:a", "run.passed:"}},
+		{"late started", started("a", 1), 2 * time.Second, 2 * time.Second,
+			[]string{"stage.started:a"}},
+		{"start before the queue", started("a", 1), -time.Hour, 3 * time.Second,
+			[]string{"stage.started:a"}},
+		{"start after the decision", started("a", 1), time.Hour, 3 * time.Second,
+			[]string{"stage.started:a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, "main", stage("a"))
+			h.do(Start{})
+			queued := h.now
+			h.now = queued.Add(3 * time.Second)
+			in := tt.in
+			in.Result.StartedAt = timestamppb.New(queued.Add(tt.reported))
+			d := h.do(in)
+			if got := eventTypes(d); !slices.Equal(got, tt.wantTypes) {
+				t.Errorf("events %v, want %v", got, tt.wantTypes)
+			}
+			s := h.st.GetStages()[0]
+			if got := s.GetStartedAt().AsTime().Sub(queued); got != tt.wantStart {
+				t.Errorf("stage started %s after it was queued, want %s", got, tt.wantStart)
+			}
+		})
 	}
 }
 

@@ -82,16 +82,12 @@ func (p Policy) Process(ctx context.Context, pl Planner, b Batch, now func() tim
 }
 
 func (p Policy) load(ctx context.Context, pl Planner, b Batch) (Stored, error) {
-	cur, err := pl.Load(ctx, b.Run)
-	switch {
-	case errors.Is(err, ErrNotFound) && b.Create != nil:
+	if b.Create != nil {
+		// Submit at revision 0 is refused with ErrConflict when the run exists, so reading
+		// it first would only cost every new run a round trip.
 		return Stored{State: b.Create}, nil
-	case err != nil:
-		return Stored{}, err
-	case b.Create != nil:
-		return Stored{}, fmt.Errorf("%w: run %s exists already", ErrConflict, b.Run)
 	}
-	return cur, nil
+	return pl.Load(ctx, b.Run)
 }
 
 // decideBatch folds the inputs into one decision, on a copy of cur whose outbox keeps only
