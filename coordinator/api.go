@@ -27,6 +27,50 @@ import (
 
 const apiTimeout = 10 * time.Second
 
+// apiConcurrency bounds the run API's requests answered at once. A request waits for its
+// run's lane (a submission for its state's write and first tasks): answered one at a time,
+// the API would bound a fleet's submissions to one lane round trip each.
+const apiConcurrency = 256
+
+// requests answers the API's requests each on its own goroutine, at most apiConcurrency at
+// once: beyond that the subscription's callback waits, and the server's pending limits push
+// back on the callers.
+type requests struct {
+	slots  chan struct{}
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newRequests() *requests { return &requests{slots: make(chan struct{}, apiConcurrency)} }
+
+// do runs f on a goroutine of its own; false, without running it, once close was called.
+func (q *requests) do(f func()) bool {
+	q.slots <- struct{}{}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		<-q.slots
+		return false
+	}
+	q.wg.Add(1)
+	q.mu.Unlock()
+	go func() {
+		defer q.wg.Done()
+		defer func() { <-q.slots }()
+		f()
+	}()
+	return true
+}
+
+// close refuses further requests and waits for those under way.
+func (q *requests) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.wg.Wait()
+}
+
 // Caller is who called the run API: an authenticated principal, or an anonymous one on a
 // fleet without authentication, whose name is only claimed.
 type Caller struct {
@@ -56,7 +100,7 @@ func (c Caller) may(verb auth.Verb) error {
 // queue group, so each request is answered once. Each verb listens on
 // <prefix>.api.runs.<verb>.<role>.<name>, where the server lets a user publish only under
 // its own role and name.
-func (c *Coordinator) serveAPI() (micro.Service, error) {
+func (c *Coordinator) serveAPI(ctx context.Context) (stop func(), err error) {
 	svc, err := micro.AddService(c.nc, micro.Config{
 		Name:        "sluice-runs",
 		Version:     version.String(),
@@ -64,6 +108,11 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("register run API: %w", err)
+	}
+	reqs := newRequests()
+	stop = func() {
+		_ = svc.Stop()
+		reqs.close()
 	}
 	endpoints := map[auth.Verb]func(context.Context, Caller, micro.Request) (proto.Message, error){
 		auth.VerbSubmit: func(ctx context.Context, who Caller, r micro.Request) (proto.Message, error) {
@@ -131,15 +180,8 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 		},
 	}
 	for verb, fn := range endpoints {
-		handler := func(r micro.Request) {
-			// Clients ask from their inbox. A message with any other reply subject was
-			// published by the server on someone's behalf (a JetStream delivery or API
-			// response aimed at this subject): it speaks for nobody and gets no answer.
-			if !strings.HasPrefix(r.Reply(), "_INBOX.") {
-				c.log.Warn("run API message without an inbox reply dropped", "subject", r.Subject(), "reply", r.Reply())
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		answer := func(r micro.Request) {
+			ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 			defer cancel()
 			who, err := c.caller(r.Subject(), verb)
 			var resp proto.Message
@@ -157,12 +199,25 @@ func (c *Coordinator) serveAPI() (micro.Service, error) {
 			}
 			_ = r.Respond(data)
 		}
+		handler := func(r micro.Request) {
+			// Clients ask from their inbox. A message with any other reply subject was
+			// published by the server on someone's behalf (a JetStream delivery or API
+			// response aimed at this subject): it speaks for nobody and gets no answer.
+			if !strings.HasPrefix(r.Reply(), "_INBOX.") {
+				c.log.Warn("run API message without an inbox reply dropped", "subject", r.Subject(), "reply", r.Reply())
+				return
+			}
+			if !reqs.do(func() { answer(r) }) {
+				err := fmt.Errorf("%w: this coordinator is stopping; ask again", ErrNoCoordinator)
+				_ = r.Error(strconv.Itoa(errorCode(err)), err.Error(), nil)
+			}
+		}
 		if err := svc.AddEndpoint(string(verb), micro.HandlerFunc(handler), micro.WithEndpointSubject(c.cfg.Names.APIEndpoint(string(verb)))); err != nil {
-			_ = svc.Stop()
+			stop()
 			return nil, fmt.Errorf("register %s: %w", verb, err)
 		}
 	}
-	return svc, nil
+	return stop, nil
 }
 
 // caller reads who sent a request from its subject and checks the role may call verb.

@@ -142,6 +142,8 @@ func codeError(code int) error {
 		return ErrConflict
 	case 403:
 		return ErrForbidden
+	case 503:
+		return ErrNoCoordinator
 	}
 	return errors.New("coordinator error")
 }
@@ -157,6 +159,8 @@ func errorCode(err error) int {
 		return 409
 	case errors.Is(err, ErrForbidden):
 		return 403
+	case errors.Is(err, ErrNoCoordinator):
+		return 503
 	}
 	return 500
 }

@@ -216,11 +216,11 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		return abort(err)
 	}
 	defer stopAdvisories()
-	svc, err := c.serveAPI()
+	stopAPI, err := c.serveAPI(ctx)
 	if err != nil {
 		return abort(err)
 	}
-	defer func() { _ = svc.Stop() }()
+	defer stopAPI()
 	if c.cfg.HTTPAddr != "" {
 		wg.Go(func() { fail(c.serveHTTP(ctx)) })
 	}
