@@ -11,7 +11,7 @@ import (
 // apiConcurrency run at once, and after close nothing new starts and nothing under way is
 // abandoned.
 func TestRequestsRunConcurrentlyWithinTheirBound(t *testing.T) {
-	q := newRequests()
+	q := newRequests(apiConcurrency)
 	release := make(chan struct{})
 	var running, most atomic.Int32
 	slow := func() {
