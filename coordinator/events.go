@@ -55,11 +55,16 @@ func CloudEventType(typ string) string { return "dev.sluice." + typ + ".v1" }
 // the events stream drops an event it already holds (its id is the Nats-Msg-Id).
 func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) []jetstream.PubAckFuture {
 	fs := make([]jetstream.PubAckFuture, 0, len(st.GetOutbox()))
+	// Every event of the run carries the run's span as its trace context.
+	traceparent := ""
+	if st.GetTraceparent() != "" {
+		traceparent = runSpanTraceparent(st)
+	}
 	for _, ev := range st.GetOutbox() {
 		if ev.GetSeq() <= through {
 			continue
 		}
-		msg, err := c.eventMsg(st, ev)
+		msg, err := c.eventMsg(ev, traceparent)
 		if err != nil {
 			c.log.Warn("encode event", "id", ev.GetId(), "err", err)
 			continue
@@ -74,7 +79,7 @@ func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) []jets
 	return fs
 }
 
-func (c *Coordinator) eventMsg(st *sluicev1.RunState, ev *sluicev1.Event) (*nats.Msg, error) {
+func (c *Coordinator) eventMsg(ev *sluicev1.Event, traceparent string) (*nats.Msg, error) {
 	encoding, marshal := ContentTypeProtobuf, proto.Marshal
 	if c.cfg.EventsJSON {
 		encoding, marshal = ContentTypeJSON, protojson.Marshal
@@ -101,8 +106,8 @@ func (c *Coordinator) eventMsg(st *sluicev1.RunState, ev *sluicev1.Event) (*nats
 	if c.cfg.Auth != nil && c.cfg.Auth.EvidenceKey != nil && signedEvents[ev.GetType()] {
 		msg.Header.Set(HeaderSignature, signEvent(c.cfg.Auth.EvidenceKey, data))
 	}
-	if st.GetTraceparent() != "" {
-		msg.Header.Set("traceparent", runSpanTraceparent(st))
+	if traceparent != "" {
+		msg.Header.Set("traceparent", traceparent)
 	}
 	return msg, nil
 }

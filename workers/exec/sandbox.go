@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
@@ -67,7 +68,8 @@ func (s *Sandbox) Own(dir string) error {
 	if s == nil {
 		return nil
 	}
-	return filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+	// WalkDir reads each entry's type from its directory listing: no lstat per file.
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
