@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -625,7 +626,7 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 	if err != nil {
 		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err)), ""
 	}
-	src, home, tmp := filepath.Join(dir, "src"), filepath.Join(dir, "home"), filepath.Join(dir, "tmp")
+	src, home, tmp := filepath.Join(dir, srcDir), filepath.Join(dir, homeDir), filepath.Join(dir, tmpDir)
 	for _, d := range []string{home, tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err)), dir
@@ -659,15 +660,23 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 	if task.GetKind() != kind {
 		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug()), dir
 	}
+	// The directories made above are empty: each is given to the step user with one
+	// chown, and only a checked-out source is walked.
+	made := []string{dir, home, tmp}
 	if digest := task.GetSourceDigest(); digest != "" {
 		if err := w.sources.Checkout(ctx, digest, src); err != nil {
 			return errorResult("check out source %s: %v", digest, err), dir
 		}
 		fmt.Fprintf(sluice, "checked out source %s\n", digest)
+		if err := sb.Own(src); err != nil {
+			return errorResult("%v", err), dir
+		}
 	} else if err := os.Mkdir(src, 0o700); err != nil {
 		return errorResult("create the task's source directory: %v", err), dir
+	} else {
+		made = append(made, src)
 	}
-	if err := sb.Own(dir); err != nil {
+	if err := sb.OwnNew(made...); err != nil {
 		return errorResult("%v", err), dir
 	}
 
@@ -937,9 +946,27 @@ func taskDirPrefix(t *sluicev1.Task) string {
 	return unsafeName.ReplaceAllString(name, "_")
 }
 
+// The directories of a task's tree: its source checkout, HOME and TMPDIR.
+const (
+	srcDir  = "src"
+	homeDir = "home"
+	tmpDir  = "tmp"
+)
+
 // removeTree deletes a task's directory, including the read-only directories tools leave
 // behind (the Go module cache in the task's HOME).
 func removeTree(dir string, log *slog.Logger) {
+	// A tree the task left as it was made is four empty directories: four rmdirs, where
+	// RemoveAll opens and reads each. The first that fails hands the rest to RemoveAll.
+	empty := true
+	for _, d := range []string{filepath.Join(dir, srcDir), filepath.Join(dir, homeDir), filepath.Join(dir, tmpDir), dir} {
+		if empty = syscall.Rmdir(d) == nil; !empty {
+			break
+		}
+	}
+	if empty {
+		return
+	}
 	if err := os.RemoveAll(dir); err == nil {
 		return
 	}

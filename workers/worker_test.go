@@ -572,3 +572,47 @@ func TestBusyWorkerHoldsNoQueuedTasks(t *testing.T) {
 		}
 	}
 }
+
+// A task's tree goes when the task ends, whatever its steps left in it: nothing, files in
+// HOME and TMPDIR, a read-only tree (as the Go module cache is), a file beside src, or a
+// failed step's leftovers. The pipelines' step caches (.caches) stay.
+func TestTaskTreesAreRemoved(t *testing.T) {
+	h := newHarness(t)
+	work := testdir.Reachable(t)
+	tasks := map[string][]string{
+		"untouched":    {"true"},
+		"home and tmp": {`echo x > "$HOME/f"`, `echo x > "$TMPDIR/f"`, "echo x > f"},
+		"read-only":    {`mkdir -p "$HOME/mod/a/b" && echo x > "$HOME/mod/a/b/f" && chmod -R a-w "$HOME/mod"`},
+		"beside src":   {"echo x > ../beside"},
+		"failed":       {`mkdir -p "$HOME/d" && echo x > "$HOME/d/f"`, "exit 3"},
+	}
+	var runs []string
+	for name, steps := range tasks {
+		run := strings.ReplaceAll(name, " ", "-")
+		runs = append(runs, run)
+		h.publish(t, newTask(run, steps...))
+	}
+	h.start(t, Config{WorkDir: work, Concurrency: 2})
+	for _, run := range runs {
+		h.final(t, run)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := os.ReadDir(work)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == ".caches" })
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, e := range left {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("task trees left in the work directory: %v", names)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -83,6 +83,20 @@ func (s *Sandbox) Own(dir string) error {
 	})
 }
 
+// OwnNew gives directories this process has just made, still empty, to the sandbox's user:
+// one chown each, where Own reads the tree.
+func (s *Sandbox) OwnNew(dirs ...string) error {
+	if s == nil {
+		return nil
+	}
+	for _, d := range dirs {
+		if err := os.Lchown(d, s.UID, s.GID); err != nil {
+			return fmt.Errorf("give %s to the step user: %w", d, err)
+		}
+	}
+	return nil
+}
+
 // Sweep ends what the processes prepared since the last sweep left behind (see KillUser) and
 // returns how many it killed. A step's PID namespace ends its processes with it; the sweep,
 // a scan of /proc, is the check that nothing of the uid is left all the same, paid only by
