@@ -22,8 +22,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ResultPhase distinguishes the progress report a worker sends when it takes a task from the
-// final report it sends before acking.
+// ResultPhase distinguishes the progress report a worker sends once a task has run for a
+// while (a task that ends sooner sends none; a traffic-shift action sends it first) from
+// the final report it sends before acking.
 type ResultPhase int32
 
 const (
