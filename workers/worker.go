@@ -953,18 +953,22 @@ const (
 	tmpDir  = "tmp"
 )
 
+// rmdirs removes empty directories in order, stopping at the first it cannot.
+func rmdirs(dirs ...string) bool {
+	for _, d := range dirs {
+		if syscall.Rmdir(d) != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // removeTree deletes a task's directory, including the read-only directories tools leave
 // behind (the Go module cache in the task's HOME).
 func removeTree(dir string, log *slog.Logger) {
 	// A tree the task left as it was made is four empty directories: four rmdirs, where
 	// RemoveAll opens and reads each. The first that fails hands the rest to RemoveAll.
-	empty := true
-	for _, d := range []string{filepath.Join(dir, srcDir), filepath.Join(dir, homeDir), filepath.Join(dir, tmpDir), dir} {
-		if empty = syscall.Rmdir(d) == nil; !empty {
-			break
-		}
-	}
-	if empty {
+	if rmdirs(filepath.Join(dir, srcDir), filepath.Join(dir, homeDir), filepath.Join(dir, tmpDir), dir) {
 		return
 	}
 	if err := os.RemoveAll(dir); err == nil {
