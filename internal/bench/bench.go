@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -362,6 +363,11 @@ func (s *server) close() {
 	if s.nc != nil {
 		if s.embedded == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			for _, name := range FloorStreams(s.names.Prefix) {
+				if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+					fmt.Fprintf(os.Stderr, "sluice bench: remove stream %s on %s: %v\n", name, s.url, err)
+				}
+			}
 			if err := bus.Deprovision(ctx, s.js, bus.Config{Names: s.names}); err != nil {
 				fmt.Fprintf(os.Stderr, "sluice bench: remove what the benchmark made on %s: %v\n", s.url, err)
 			}

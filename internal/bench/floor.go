@@ -27,15 +27,22 @@ func floor(ctx context.Context, s *server, o Options, rep *Report) error {
 	return nil
 }
 
+// FloorStreams are the streams the floor makes under prefix. They stay until the benchmark
+// ends (server.close): nats-server removes an account's emptied store directory in the
+// background after a stream is deleted, so deleting the floor's streams just before the
+// coordinator creates its own can fail that create ("error creating store for stream").
+func FloorStreams(prefix string) []string {
+	return []string{prefix + "_FLOOR_PUB", prefix + "_FLOOR_T", prefix + "_FLOOR_R"}
+}
+
 // FloorPublish times n synchronous 256-byte publishes to a file-store stream of its own
-// (named after prefix, deleted afterwards).
+// (one of FloorStreams, which the caller deletes).
 func FloorPublish(ctx context.Context, js jetstream.JetStream, prefix string, n int) (Latencies, error) {
-	name := prefix + "_FLOOR_PUB"
+	name := FloorStreams(prefix)[0]
 	subj := prefix + ".floor.pub"
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subj}, Storage: jetstream.FileStorage}); err != nil {
 		return nil, fmt.Errorf("floor stream: %w", err)
 	}
-	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), name) }()
 	data := make([]byte, 256)
 	lat := make(Latencies, 0, n)
 	for range n {
@@ -49,9 +56,10 @@ func FloorPublish(ctx context.Context, js jetstream.JetStream, prefix string, n 
 }
 
 // FloorRoundTrip times n raw task -> result round trips, one at a time, on two file-store
-// streams of its own.
+// streams of its own (FloorStreams, which the caller deletes).
 func FloorRoundTrip(ctx context.Context, js jetstream.JetStream, prefix string, n int) (Latencies, error) {
-	tasksName, resultsName := prefix+"_FLOOR_T", prefix+"_FLOOR_R"
+	names := FloorStreams(prefix)
+	tasksName, resultsName := names[1], names[2]
 	taskSubj, resultSubj := prefix+".floor.t", prefix+".floor.r"
 	for _, cfg := range []jetstream.StreamConfig{
 		{Name: tasksName, Subjects: []string{taskSubj}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage},
@@ -60,7 +68,6 @@ func FloorRoundTrip(ctx context.Context, js jetstream.JetStream, prefix string, 
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("floor stream: %w", err)
 		}
-		defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), cfg.Name) }()
 	}
 	tasks, err := js.CreateConsumer(ctx, tasksName, jetstream.ConsumerConfig{Durable: "w", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
