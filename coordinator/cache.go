@@ -136,6 +136,19 @@ func (rc *runCache) markPublished(run string, seq int64) {
 	}
 }
 
+// sealed records that a finished run's events are all in the events stream, as a seal
+// says: the run leaves the active runs. A run not finished in the cache is left alone (a
+// seal names only finished runs, so the cache is behind and the run's final state on its
+// way).
+func (rc *runCache) sealed(run string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if e := rc.active[run]; e != nil && e.st != nil && e.st.GetStatus().Terminal() {
+		rc.events[run] = max(rc.events[run], e.st.GetEventSeq())
+		delete(rc.active, run)
+	}
+}
+
 // published is the highest event seq of the run known to be in the events stream.
 func (rc *runCache) published(run string) int64 {
 	rc.mu.Lock()

@@ -89,6 +89,7 @@ type Coordinator struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	runs   jetstream.KeyValue
+	sealer *sealer
 	lockKV jetstream.KeyValue
 	locker *locker
 	tasks  jetstream.Stream
@@ -157,6 +158,9 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if c.runs, err = c.js.KeyValue(ctx, c.cfg.Names.RunsBucket()); err != nil {
 		return fmt.Errorf("open %s: %w", c.cfg.Names.RunsBucket(), err)
 	}
+	if c.sealer, err = newSealer(c.runs, c.cfg.Bus.RunsMaxAge, c.log); err != nil {
+		return err
+	}
 	if c.lockKV, err = c.js.KeyValue(ctx, c.cfg.Names.LocksBucket()); err != nil {
 		return fmt.Errorf("open %s: %w", c.cfg.Names.LocksBucket(), err)
 	}
@@ -224,12 +228,21 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	if c.cfg.HTTPAddr != "" {
 		wg.Go(func() { fail(c.serveHTTP(ctx)) })
 	}
+	// The sealer outlives the lanes, so the runs they finish last are sealed too.
+	sctx, stopSealer := context.WithCancel(context.WithoutCancel(ctx))
+	sealed := make(chan struct{})
+	go func() {
+		defer close(sealed)
+		c.sealer.run(sctx)
+	}()
 	c.reconcileAll(ctx)
 	wg.Go(func() { c.clock(ctx) })
 	close(c.ready)
 	c.log.Info("coordinator running", "lanes", len(c.lanes), "runs_active", c.cache.activeCount())
 	<-ctx.Done()
 	wg.Wait()
+	stopSealer()
+	<-sealed
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
 	}

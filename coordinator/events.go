@@ -134,10 +134,10 @@ func (c *Coordinator) knownPublished(ctx context.Context, st *sluicev1.RunState)
 	return max(through, last)
 }
 
-// publishOutbox publishes the events of a state (stored at revision rev) after seq through.
-// Once every event of a finished run is in the stream, its outbox is cleared in KV.
-func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, rev uint64, through int64) {
-	c.sentOutbox(ctx, c.sendOutbox(st, through), st, rev)
+// publishOutbox publishes the events of a state after seq through.
+// Once every event of a finished run is in the stream, the run is sealed (sealer).
+func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, through int64) {
+	c.sentOutbox(ctx, c.sendOutbox(st, through), st)
 }
 
 // outboxSend is an outbox whose publishes are under way.
@@ -162,13 +162,13 @@ func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSen
 }
 
 // sentOutbox waits for the publishes of o and records them; see publishOutbox.
-func (c *Coordinator) sentOutbox(ctx context.Context, o outboxSend, st *sluicev1.RunState, rev uint64) {
+func (c *Coordinator) sentOutbox(ctx context.Context, o outboxSend, st *sluicev1.RunState) {
 	if o.want > 0 && (!c.await(ctx, o.fs) || len(o.fs) != o.want) {
 		return
 	}
 	c.cache.markPublished(st.GetId(), st.GetEventSeq())
 	if st.GetStatus().Terminal() && len(st.GetOutbox()) > 0 {
-		c.seal(ctx, st, rev)
+		c.sealer.add(st.GetId())
 	}
 }
 
@@ -189,19 +189,4 @@ func (c *Coordinator) lastStoredEvent(ctx context.Context, st *sluicev1.RunState
 		return 0, fmt.Errorf("decode event %d of the events stream: %w", msg.Sequence, err)
 	}
 	return ev.GetSeq(), nil
-}
-
-// seal stores a finished run without its outbox, every event of it being published, so no
-// later load of the run republishes them. A conflict means a peer got there first.
-func (c *Coordinator) seal(ctx context.Context, st *sluicev1.RunState, rev uint64) {
-	sealed := proto.Clone(st).(*sluicev1.RunState)
-	sealed.Outbox = nil
-	newRev, err := c.commit(ctx, st.GetId(), sealed, rev)
-	if err != nil {
-		if !errors.Is(err, ErrConflict) {
-			c.log.Warn("clear the outbox of a finished run", "run", st.GetId(), "err", err)
-		}
-		return
-	}
-	c.cache.put(st.GetId(), sealed, newRev)
 }

@@ -16,6 +16,9 @@ import (
 
 // watch mirrors the runs bucket into the cache: states written by peers, and on start every
 // stored run, so a restarted coordinator resumes them. ready closes after the initial values.
+//
+// A seal follows the final states of the runs it names within sealEvery, so while the
+// bucket is read a finished run is held only until its seal comes by.
 func (c *Coordinator) watch(ctx context.Context, ready chan<- struct{}) error {
 	w, err := c.runs.WatchAll(ctx)
 	if err != nil {
@@ -35,6 +38,15 @@ func (c *Coordinator) watch(ctx context.Context, ready chan<- struct{}) error {
 				if initial {
 					initial = false
 					close(ready)
+				}
+				continue
+			}
+			if isSealKey(e.Key()) {
+				if e.Operation() == jetstream.KeyValuePut {
+					// Read back on start, a peer's, or this coordinator's own (a no-op).
+					for _, run := range sealedRuns(e.Value()) {
+						c.cache.sealed(run)
+					}
 				}
 				continue
 			}
@@ -91,7 +103,7 @@ func (c *Coordinator) reconcileAll(ctx context.Context) {
 	now := c.now()
 	for _, e := range c.cache.entries() {
 		st := e.State
-		c.publishOutbox(ctx, st, e.Rev, c.knownPublished(ctx, st))
+		c.publishOutbox(ctx, st, c.knownPublished(ctx, st))
 		var fs []jetstream.PubAckFuture
 		for i, s := range st.GetStages() {
 			// A running stage may still have shards no worker reported on: released from

@@ -3,11 +3,13 @@ package coordinator
 import (
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ci/sluice/coordinator/decide"
@@ -131,8 +133,89 @@ func TestPlannerNeverAnnouncesAFinishedRunTwice(t *testing.T) {
 	if rep := core.repeated(); len(rep) > 0 {
 		t.Errorf("core subscribers received events more than once: %v", rep)
 	}
-	if stored := storedState(t, env, st.GetId()); len(stored.GetOutbox()) > 0 {
-		t.Errorf("the finished run is stored with %d events in its outbox, all published long ago", len(stored.GetOutbox()))
+}
+
+// A restarted coordinator knows which finished runs had their events published from the
+// seals, not by asking the events stream about each run: with many finished runs in the
+// bucket, one read per run would stall the start.
+func TestARestartAsksTheEventsStreamAboutNoSealedRun(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	_, stop := startCoordinator(t, env)
+	startWorker(t, env, pass)
+	const runs = 12
+	for range runs {
+		st := submit(t, env, "main", stage("a"))
+		waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+	}
+	waitFor(t, "seals naming every finished run", func() bool { return len(sealedInBucket(t, env)) == runs })
+	stop()
+
+	// Every read of a stored message of the events stream, direct or through the API.
+	var mu sync.Mutex
+	var reads []string
+	nc, _ := bustest.Connect(t, env.Server.ClientURL())
+	sub, err := nc.Subscribe("$JS.API.>", func(m *nats.Msg) {
+		if strings.Contains(m.Subject, "GET."+env.Config.Names.EventsStream()) {
+			mu.Lock()
+			reads = append(reads, m.Subject)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	startCoordinator(t, env, func(c *Config) { c.ReconcileEvery = 50 * time.Millisecond })
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reads) > 0 {
+		t.Errorf("the restarted coordinator read the events stream %d times for %d sealed runs: %v", len(reads), runs, reads)
+	}
+}
+
+// sealedInBucket is the set of runs the stored seals name.
+func sealedInBucket(t *testing.T, env *bustest.Env) map[string]struct{} {
+	t.Helper()
+	kv, err := env.JS.KeyValue(t.Context(), env.Config.Names.RunsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(t.Context(), sealPrefix+".>", jetstream.IgnoreDeletes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Stop() }()
+	sealed := map[string]struct{}{}
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		for _, run := range sealedRuns(e.Value()) {
+			sealed[run] = struct{}{}
+		}
+	}
+	return sealed
+}
+
+// unseal deletes every seal, as if the coordinator had died before writing them.
+func unseal(t *testing.T, env *bustest.Env) {
+	t.Helper()
+	kv, err := env.JS.KeyValue(t.Context(), env.Config.Names.RunsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeysFiltered(t.Context(), sealPrefix+".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key := range keys.Keys() {
+		if err := kv.Purge(t.Context(), key); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -153,9 +236,10 @@ func storedState(t *testing.T, env *bustest.Env, run string) *sluicev1.RunState 
 	return &st
 }
 
-// A coordinator that died after publishing a finished run's events, before clearing its
-// outbox, leaves them in the stored state. The next coordinator finds them in the events
-// stream and publishes none again, however long ago they were published.
+// A coordinator that died after publishing a finished run's events, before sealing the
+// run, leaves no word that they were published. The next coordinator finds them in the
+// events stream, publishes none again, however long ago they were published, and seals the
+// run.
 func TestPlannerDoesNotRepublishWhatTheStreamHolds(t *testing.T) {
 	env := bustest.Start(t, bus.Config{DuplicateWindow: time.Second})
 	_, stop := startCoordinator(t, env)
@@ -163,7 +247,8 @@ func TestPlannerDoesNotRepublishWhatTheStreamHolds(t *testing.T) {
 	st := submit(t, env, "main", stage("a"))
 	waitRun(t, env, st.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
 	stop()
-	// The state as the dead coordinator left it: every event still in the outbox.
+	// The state as the dead coordinator left it: unsealed, every event in the outbox.
+	unseal(t, env)
 	crashed := storedState(t, env, st.GetId())
 	crashed.Outbox = runEvents(t, env, st.GetId())
 	data, err := proto.Marshal(crashed)
@@ -180,7 +265,10 @@ func TestPlannerDoesNotRepublishWhatTheStreamHolds(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	core := subscribeEvents(t, env, st.GetId())
 	startCoordinator(t, env, func(c *Config) { c.ReconcileEvery = 50 * time.Millisecond })
-	waitFor(t, "the outbox to be cleared", func() bool { return len(storedState(t, env, st.GetId()).GetOutbox()) == 0 })
+	waitFor(t, "a seal naming the run", func() bool {
+		_, ok := sealedInBucket(t, env)[st.GetId()]
+		return ok
+	})
 	if n := len(runEvents(t, env, st.GetId())); n != len(crashed.GetOutbox()) {
 		t.Errorf("the events stream holds %d events of the run, want its %d", n, len(crashed.GetOutbox()))
 	}

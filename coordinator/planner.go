@@ -104,6 +104,9 @@ func (c *Coordinator) load(ctx context.Context, run string) (*sluicev1.RunState,
 	if st, rev, ok := c.cache.get(run); ok {
 		return st, rev, nil
 	}
+	if isSealKey(run) {
+		return nil, 0, fmt.Errorf("%w: run %s", ErrNotFound, run)
+	}
 	entry, err := c.runs.Get(ctx, run)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("%w: run %s", ErrNotFound, run)
@@ -189,7 +192,7 @@ func (c *Coordinator) apply(ctx context.Context, st *sluicev1.RunState, rev uint
 			c.cache.markTask(st.GetId(), taskID(d.Tasks[i]))
 		}
 	}
-	c.sentOutbox(ctx, events, st, rev)
+	c.sentOutbox(ctx, events, st)
 }
 
 // await waits for publish acks; false if any failed.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/sluice-ci/sluice/coordinator"
 	"github.com/sluice-ci/sluice/coordinator/decide"
 	"github.com/sluice-ci/sluice/internal/bus"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -20,23 +21,36 @@ import (
 const prefillBatch = 2000
 
 // prefill writes n finished 1-stage runs into the runs bucket, as a fleet that has worked
-// for a while holds them: passed, their events long published (no outbox), kept for the
-// default retention. It provisions the bus first, as the coordinator would.
+// for a while holds them: passed, the events of their last decision in the outbox, sealed
+// (their events long published), kept for the default retention. It provisions the bus
+// first, as the coordinator would.
 func prefill(ctx context.Context, s *server, n int, progress func(string, ...any)) error {
 	cfg := bus.Config{Names: s.names}.WithDefaults()
 	if err := bus.Provision(ctx, s.js, cfg); err != nil {
 		return err
 	}
+	kv, err := s.js.KeyValue(ctx, s.names.RunsBucket())
+	if err != nil {
+		return fmt.Errorf("open %s: %w", s.names.RunsBucket(), err)
+	}
 	spec := noopSpec(1, sluicev1.StageKind_STAGE_KIND_STATIC)
 	finished := time.Now().Add(-time.Hour)
 	for done := 0; done < n; {
 		batch := min(prefillBatch, n-done)
+		ids := make([]string, batch)
 		for i := range batch {
 			id := finishedID(done + i)
+			ids[i] = id
 			st := decide.NewRun(id, spec, &sluicev1.SubmitRunRequest{Ref: "main"}, "", finished)
 			st.Status = sluicev1.RunStatus_RUN_STATUS_PASSED
 			st.FinishedAt = timestamppb.New(finished)
 			st.Stages[0].Status = sluicev1.StageStatus_STAGE_STATUS_PASSED
+			st.Outbox = nil
+			for _, typ := range []string{"stage.passed", "run.passed"} {
+				st.EventSeq++
+				st.Outbox = append(st.Outbox, &sluicev1.Event{Id: fmt.Sprintf("%s/%d", id, st.EventSeq), Type: typ, Time: st.FinishedAt,
+					Pipeline: st.GetPipeline(), RunId: id, Seq: st.EventSeq})
+			}
 			data, err := proto.Marshal(st)
 			if err != nil {
 				return err
@@ -51,6 +65,9 @@ func prefill(ctx context.Context, s *server, n int, progress func(string, ...any
 			return ctx.Err()
 		case <-time.After(time.Minute):
 			return errors.New("finished runs not acknowledged within a minute")
+		}
+		if err := coordinator.SealRuns(ctx, kv, cfg.RunsMaxAge, ids); err != nil {
+			return err
 		}
 		done += batch
 		if done%(10*prefillBatch) == 0 || done == n {
