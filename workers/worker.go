@@ -562,11 +562,10 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	}
 	stopHeartbeat()
 	recorded = res
-	actx, acancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer acancel()
-	if err := msg.DoubleAck(actx); err != nil {
-		// The result is recorded; a redelivery's final result carries the same Nats-Msg-Id
-		// and is dropped as a duplicate.
+	// A plain ack: the server's confirmation would cost a message and a wait per task, and
+	// change nothing. The result is recorded; were the ack lost, a redelivery's final
+	// result carries the same Nats-Msg-Id and is dropped as a duplicate.
+	if err := msg.Ack(); err != nil {
 		log.Warn("ack task after its final result", "err", err)
 	}
 	log.Info("task finished", "outcome", res.GetOutcome().Short(),
