@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +25,10 @@ type runCache struct {
 	events map[string]int64
 	// watchers are told when a run's state changes (key "": any run's); see watch.
 	watchers map[string]map[chan struct{}]struct{}
+	// writing holds, encoded, the states this coordinator is storing: the watcher's echo
+	// of such a write may come before the write's ack, and need not be decoded (the
+	// writer puts the state itself).
+	writing map[string][]byte
 }
 
 type cached struct {
@@ -38,7 +43,7 @@ type cached struct {
 
 func newRunCache() *runCache {
 	return &runCache{active: map[string]*cached{}, summaries: map[string]*sluicev1.RunSummary{}, events: map[string]int64{},
-		watchers: map[string]map[chan struct{}]struct{}{}}
+		watchers: map[string]map[chan struct{}]struct{}{}, writing: map[string][]byte{}}
 }
 
 func (rc *runCache) get(run string) (*sluicev1.RunState, uint64, bool) {
@@ -72,6 +77,26 @@ func (rc *runCache) put(run string, st *sluicev1.RunState, rev uint64) {
 	}
 	e.st, e.rev = st, rev
 	e.wake = decide.NextWake(st)
+}
+
+// write marks data as the run's state this coordinator is storing; done ends the mark.
+func (rc *runCache) write(run string, data []byte) (done func()) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.writing[run] = data
+	return func() {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		delete(rc.writing, run)
+	}
+}
+
+// echo reports whether data is the state this coordinator is storing for run.
+func (rc *runCache) echo(run string, data []byte) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	w, ok := rc.writing[run]
+	return ok && bytes.Equal(w, data)
 }
 
 // holds reports whether the cache has the run's state at rev or later.

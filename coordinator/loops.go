@@ -55,8 +55,8 @@ func (c *Coordinator) watch(ctx context.Context, ready chan<- struct{}) error {
 				c.cache.remove(e.Key())
 				continue
 			}
-			if c.cache.holds(e.Key(), e.Revision()) {
-				// This coordinator's own write, already cached: no need to decode it again.
+			if c.cache.holds(e.Key(), e.Revision()) || c.cache.echo(e.Key(), e.Value()) {
+				// This coordinator's own write, cached or about to be: no need to decode it.
 				continue
 			}
 			st, err := decodeState(e.Key(), e.Value())

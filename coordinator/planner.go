@@ -91,7 +91,6 @@ func (p planner) Submit(ctx context.Context, run string, rev uint64, d decide.De
 	case err != nil:
 		return fmt.Errorf("store run %s: %w", run, err)
 	}
-	c.cache.put(run, d.State, newRev)
 	c.metrics.record(d.State, d, c.now())
 	c.tracer.record(d.State, d)
 	c.apply(ctx, d.State, newRev, d)
@@ -133,10 +132,10 @@ func decodeState(run string, data []byte) (*sluicev1.RunState, error) {
 	return &st, nil
 }
 
-// commit stores st in place of revision rev (0: creates it). A revision that moved is
-// ErrConflict, whichever code the server reports it with (10071, or 10164 on replicated
-// buckets). A finished run's state carries a TTL of RunsMaxAge, so the bucket forgets
-// finished runs on its own; an active run's never expires.
+// commit stores st in place of revision rev (0: creates it), in KV and then in the cache.
+// A revision that moved is ErrConflict, whichever code the server reports it with (10071,
+// or 10164 on replicated buckets). A finished run's state carries a TTL of RunsMaxAge, so
+// the bucket forgets finished runs on its own; an active run's never expires.
 func (c *Coordinator) commit(ctx context.Context, run string, st *sluicev1.RunState, rev uint64) (uint64, error) {
 	data, err := proto.Marshal(st)
 	if err != nil {
@@ -146,6 +145,7 @@ func (c *Coordinator) commit(ctx context.Context, run string, st *sluicev1.RunSt
 	if st.GetStatus().Terminal() {
 		opts = append(opts, jetstream.WithMsgTTL(c.cfg.Bus.RunsMaxAge))
 	}
+	defer c.cache.write(run, data)()
 	ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: c.cfg.Names.RunKey(run), Data: data}, opts...)
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, errWrongLastSequence) {
 		return 0, fmt.Errorf("%w: run %s is no longer at revision %d: %w", ErrConflict, run, rev, err)
@@ -153,6 +153,7 @@ func (c *Coordinator) commit(ctx context.Context, run string, st *sluicev1.RunSt
 	if err != nil {
 		return 0, err
 	}
+	c.cache.put(run, st, ack.Sequence)
 	return ack.Sequence, nil
 }
 
