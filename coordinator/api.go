@@ -281,7 +281,7 @@ func (c *Coordinator) SubmitRun(ctx context.Context, who Caller, req *sluicev1.S
 	}
 	now := c.now()
 	id := NewRunID(now)
-	st := decide.NewRun(id, p, req, runTraceparent(traceparent, id), now)
+	st := decide.NewRun(id, p, req, runTraceparent(traceparent, id, c.tracer.recording()), now)
 	st.SubmittedBy = who.Principal()
 	st.RefProtected = protected
 	if err := c.checkStateSize(st); err != nil {

@@ -111,12 +111,19 @@ func formatTraceparent(sc trace.SpanContext) string {
 
 // runTraceparent is a submitted run's trace context: the caller's, when it sent a valid
 // one (the run's span is then its child), else a new trace whose parent id is the run's
-// own span, which marks the run's span as the root.
-func runTraceparent(callers, run string) string {
+// own span, which marks the run's span as the root. A new trace is sampled only when this
+// coordinator records spans: the flag tells the SDKs of steps whether their parent is
+// recorded, and a sampled traceparent makes nats-server parse the headers of every
+// message that carries it (to trace it to the account's destination).
+func runTraceparent(callers, run string, recording bool) string {
 	if sc := parseTraceparent(callers); sc.IsValid() {
 		return callers
 	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: randomTraceID(), SpanID: runSpanID(run), TraceFlags: trace.FlagsSampled})
+	var flags trace.TraceFlags
+	if recording {
+		flags = trace.FlagsSampled
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: randomTraceID(), SpanID: runSpanID(run), TraceFlags: flags})
 	return formatTraceparent(sc)
 }
 
@@ -133,6 +140,9 @@ func taskTraceparent(t *sluicev1.Task) string {
 
 // tracer records a decision's ended work as spans; a no-op without a provider.
 type tracer struct{ t trace.Tracer }
+
+// recording reports whether spans are recorded (a provider was given).
+func (tr tracer) recording() bool { return tr.t != nil }
 
 func newTracer(tp trace.TracerProvider) tracer {
 	if tp == nil {

@@ -190,3 +190,28 @@ func TestTracesARunAsOneSpanTree(t *testing.T) {
 		}
 	}
 }
+
+// A run's trace says it is recorded only when it is: a step's SDK follows the flag, and a
+// sampled traceparent costs the server a header parse on every message that carries it. A
+// caller's context passes unchanged, its flags with it.
+func TestARunsTraceIsSampledOnlyWhenRecorded(t *testing.T) {
+	const callers = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	tests := []struct {
+		name      string
+		callers   string
+		recording bool
+		want      func(string) bool
+	}{
+		{"no provider", "", false, func(tp string) bool { return strings.HasSuffix(tp, "-00") }},
+		{"a provider", "", true, func(tp string) bool { return strings.HasSuffix(tp, "-01") }},
+		{"the caller's, recorded or not", callers, true, func(tp string) bool { return tp == callers }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := runTraceparent(tc.callers, "r1", tc.recording)
+			if !parseTraceparent(tp).IsValid() || !tc.want(tp) {
+				t.Errorf("runTraceparent = %q", tp)
+			}
+		})
+	}
+}
