@@ -51,32 +51,48 @@ func DecodeEvent(h nats.Header, data []byte, ev *sluicev1.Event) error {
 // CloudEventType is the ce-type of an event type: "stage.passed" -> "dev.sluice.stage.passed.v1".
 func CloudEventType(typ string) string { return "dev.sluice." + typ + ".v1" }
 
-// publishEvents publishes the events of the run's outbox after seq through, asynchronously;
-// the events stream drops an event it already holds (its id is the Nats-Msg-Id).
-func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) []jetstream.PubAckFuture {
-	fs := make([]jetstream.PubAckFuture, 0, len(st.GetOutbox()))
+// publishEvents publishes the events of the run's outbox after seq through, in order on the
+// coordinator's connection, and returns the ack of the last (nil: none sent) and whether
+// every one before it was handed to the connection. Only the last asks for an ack: the
+// events stream stores what one connection publishes in the order it was sent and refuses
+// none of it (it discards old events, never new ones, and drops an event it holds already
+// by its Nats-Msg-Id), so that ack vouches for the events before it; an ack per event cost
+// the server and the coordinator a message each.
+func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) (jetstream.PubAckFuture, bool) {
 	// Every event of the run carries the run's span as its trace context.
 	traceparent := ""
 	if st.GetTraceparent() != "" {
 		traceparent = runSpanTraceparent(st)
 	}
+	var events []*sluicev1.Event
 	for _, ev := range st.GetOutbox() {
-		if ev.GetSeq() <= through {
-			continue
+		if ev.GetSeq() > through {
+			events = append(events, ev)
 		}
+	}
+	all := true
+	for i, ev := range events {
 		msg, err := c.eventMsg(ev, traceparent)
 		if err != nil {
 			c.log.Warn("encode event", "id", ev.GetId(), "err", err)
+			all = false
+			continue
+		}
+		if i < len(events)-1 {
+			if err := c.nc.PublishMsg(msg); err != nil {
+				c.log.Warn("publish event", "id", ev.GetId(), "err", err)
+				all = false
+			}
 			continue
 		}
 		f, err := c.js.PublishMsgAsync(msg)
 		if err != nil {
 			c.log.Warn("publish event", "id", ev.GetId(), "err", err)
-			continue
+			return nil, false
 		}
-		fs = append(fs, f)
+		return f, all
 	}
-	return fs
+	return nil, false
 }
 
 func (c *Coordinator) eventMsg(ev *sluicev1.Event, traceparent string) (*nats.Msg, error) {
@@ -142,8 +158,9 @@ func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, 
 
 // outboxSend is an outbox whose publishes are under way.
 type outboxSend struct {
-	fs   []jetstream.PubAckFuture
 	want int
+	last jetstream.PubAckFuture // the ack of the last event (nil: it was not sent)
+	all  bool                   // every event before the last was sent
 }
 
 // sendOutbox starts publishing the events of st after seq through; sentOutbox waits for
@@ -156,14 +173,14 @@ func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSen
 		}
 	}
 	if o.want > 0 {
-		o.fs = c.publishEvents(st, through)
+		o.last, o.all = c.publishEvents(st, through)
 	}
 	return o
 }
 
 // sentOutbox waits for the publishes of o and records them; see publishOutbox.
 func (c *Coordinator) sentOutbox(ctx context.Context, o outboxSend, st *sluicev1.RunState) {
-	if o.want > 0 && (!c.await(ctx, o.fs) || len(o.fs) != o.want) {
+	if o.want > 0 && (o.last == nil || !o.all || !c.await(ctx, []jetstream.PubAckFuture{o.last})) {
 		return
 	}
 	c.cache.markPublished(st.GetId(), st.GetEventSeq())
