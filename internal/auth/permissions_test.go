@@ -247,6 +247,9 @@ func actions() []action {
 		{"read the logs stream", readersRole, readStream(func(n bus.Names) string { return n.LogsStream() })},
 		{"write run state", coordAdmin, kvPut(bus.Names.RunsBucket)},
 		{"read run state from KV", coordAdmin, kvGet(bus.Names.RunsBucket)},
+		// A seal says a finished run's events are published: a forged one would keep a
+		// restarted coordinator from publishing them.
+		{"seal a run", coordAdmin, publish("$KV." + n.RunsBucket() + "._sealed.mallory.1")},
 		{"write a lock", coordAdmin, kvPut(bus.Names.LocksBucket)},
 		{"read the coordinators' secrets", coordAdmin, kvGet(bus.Names.SecretsBucket)},
 		{"write test timings", roles(auth.RoleCoordinator, auth.RoleAdmin, auth.WorkerRole(sluicev1.StageKind_STAGE_KIND_TEST), auth.WorkerRole(sluicev1.StageKind_STAGE_KIND_E2E)), kvPut(bus.Names.TimingsBucket)},
