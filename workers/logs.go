@@ -40,8 +40,9 @@ var errLogClosed = errors.New("log closed")
 // line and no chunk boundary splits a line that fits in one; a step's unterminated last line
 // goes out when the step ends (Flush) or grows past a chunk. The steps' streams together may
 // write at most limit bytes; the rest is counted and dropped, with a marker, so one stage
-// cannot crowd other runs out of the logs stream. Publishes are asynchronous; end returns
-// the wait for their acks (Worker.endLogs says which results wait for it).
+// cannot crowd other runs out of the logs stream. Publishes are asynchronous; close waits
+// for their acks, so a final result is only sent after the logs it summarises are stored
+// (or known lost).
 type logSink struct {
 	js      jetstream.JetStream
 	subject string
@@ -264,10 +265,10 @@ func settled(f jetstream.PubAckFuture) (bool, error) {
 	}
 }
 
-// end publishes what is buffered, with a line counting the dropped output, and returns
-// the wait for every ack (or ctx), so the caller may publish more before it waits. The
-// wait's error says how many chunks were not stored and why the first was not.
-func (s *logSink) end() func(ctx context.Context) error {
+// close publishes what is buffered, with a line counting the dropped output, and waits for
+// every ack (or ctx). The error says how many chunks were not stored and why the first was
+// not.
+func (s *logSink) close(ctx context.Context) error {
 	s.mu.Lock()
 	for _, stream := range []string{StreamStdout, StreamStderr, StreamSluice} {
 		s.endLineLocked(stream)
@@ -280,19 +281,18 @@ func (s *logSink) end() func(ctx context.Context) error {
 	pending, errs, sent := s.pending, s.errs, s.sent
 	s.pending = nil
 	s.mu.Unlock()
-	return func(ctx context.Context) error {
-		for _, f := range pending {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				errs = append(errs, err)
-			case <-ctx.Done():
-				errs = append(errs, fmt.Errorf("waiting for log acks: %w", ctx.Err()))
-			}
+
+	for _, f := range pending {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs = append(errs, err)
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("waiting for log acks: %w", ctx.Err()))
 		}
-		if len(errs) > 0 {
-			return fmt.Errorf("%d of %d log chunks not stored on %s: %w", len(errs), sent, s.subject, errs[0])
-		}
-		return nil
 	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d of %d log chunks not stored on %s: %w", len(errs), sent, s.subject, errs[0])
+	}
+	return nil
 }

@@ -150,31 +150,3 @@ func TestLogChunksEndAtLineBoundaries(t *testing.T) {
 		})
 	}
 }
-
-// A failure is heard of only after its log is stored: the first thing read after a failed
-// stage is its log, so the failing result waits for the chunks and says when they were
-// lost. A pass goes out beside its logs; the task is still acked only once they are
-// settled, and a lost chunk is a warning of the worker's, never a changed outcome.
-func TestAFailingResultWaitsForItsLogs(t *testing.T) {
-	h := newHarness(t)
-	if err := h.env.JS.DeleteStream(t.Context(), h.names.LogsStream()); err != nil {
-		t.Fatal(err)
-	}
-	h.publish(t, newTask("fails", "echo why it failed; exit 3"))
-	h.publish(t, newTask("passes", "echo all good"))
-	w := h.start(t, Config{})
-
-	failed := h.final(t, "fails")
-	if failed.GetOutcome() != sluicev1.Outcome_OUTCOME_FAILED {
-		t.Fatalf("fails: %s %q", failed.GetOutcome(), failed.GetMessage())
-	}
-	if got := failed.GetDetail()["logs"]; !strings.Contains(got, "log chunks not stored") {
-		t.Errorf("the failing result was sent before its logs were settled: detail logs = %q", got)
-	}
-	passed := h.final(t, "passes")
-	if passed.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
-		t.Fatalf("passes: %s %q, want PASSED whatever became of its logs", passed.GetOutcome(), passed.GetMessage())
-	}
-	w.logs.waitLine(t, "task logs incomplete")
-	h.waitQueueEmpty(t)
-}

@@ -519,7 +519,7 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 	stopHeartbeat := w.heartbeat(msg, log)
 	defer stopHeartbeat()
 
-	res, dir, logsStored := w.execute(tctx, kind, task, delivery, log, sb)
+	res, dir := w.execute(tctx, kind, task, delivery, log, sb)
 	// After the result is recorded and the task acked, off the stage's critical path (the
 	// coordinator is waiting on it), and before the slot takes another task as this uid:
 	// nothing a step started outlives the task, and its tree goes.
@@ -556,9 +556,6 @@ func (w *Worker) process(ctx context.Context, kind sluicev1.StageKind, msg jetst
 		log.Error("cannot record the final result; retrying the task later", "err", err)
 		w.retryLater(msg, log)
 		return
-	}
-	if logsStored != nil {
-		logsStored()
 	}
 	stopHeartbeat()
 	recorded = res
@@ -622,16 +619,16 @@ func decodeTask(data []byte, t *sluicev1.Task) error {
 
 // execute prepares the task's directories, environment, logs and source, runs the handler
 // and returns its result, with cancellations and setup errors mapped to outcomes.
-func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger, sb *exec.Sandbox) (res *sluicev1.Result, dir string, logsStored func()) {
+func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *sluicev1.Task, delivery int, log *slog.Logger, sb *exec.Sandbox) (res *sluicev1.Result, dir string) {
 	sink := newLogSink(w.js, w.c.Names, task, w.c.LogLimit)
 	dir, err := os.MkdirTemp(w.c.WorkDir, taskDirPrefix(task))
 	if err != nil {
-		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err)), "", nil
+		return w.closeLogs(sink, log, errorResult("create the task's work directory: %v", err)), ""
 	}
 	src, home, tmp := filepath.Join(dir, srcDir), filepath.Join(dir, homeDir), filepath.Join(dir, tmpDir)
 	for _, d := range []string{home, tmp} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err)), dir, nil
+			return w.closeLogs(sink, log, errorResult("create the task's directories: %v", err)), dir
 		}
 	}
 	granted, grantErr := w.c.Secrets.Grant(task)
@@ -647,7 +644,7 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 				log.Warn("flush task output", "err", err)
 			}
 		}
-		res, logsStored = w.endLogs(sink, log, res)
+		res = w.closeLogs(sink, log, res)
 		// Redaction covers what the result says, not only the logs.
 		maskResult(res, secrets)
 	}()
@@ -656,30 +653,30 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 	fmt.Fprintf(sluice, "worker %s took the task (delivery %d)\n", w.c.ID, delivery)
 	for _, err := range []error{grantErr, cacheErr, envErr} {
 		if err != nil {
-			return errorResult("%v", err), dir, nil
+			return errorResult("%v", err), dir
 		}
 	}
 	if task.GetKind() != kind {
-		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug()), dir, nil
+		return errorResult("task of kind %s delivered to the %s consumer", task.GetKind().Slug(), kind.Slug()), dir
 	}
 	// The directories made above are empty: each is given to the step user with one
 	// chown, and only a checked-out source is walked.
 	made := []string{dir, home, tmp}
 	if digest := task.GetSourceDigest(); digest != "" {
 		if err := w.sources.Checkout(ctx, digest, src); err != nil {
-			return errorResult("check out source %s: %v", digest, err), dir, nil
+			return errorResult("check out source %s: %v", digest, err), dir
 		}
 		fmt.Fprintf(sluice, "checked out source %s\n", digest)
 		if err := sb.Own(src); err != nil {
-			return errorResult("%v", err), dir, nil
+			return errorResult("%v", err), dir
 		}
 	} else if err := os.Mkdir(src, 0o700); err != nil {
-		return errorResult("create the task's source directory: %v", err), dir, nil
+		return errorResult("create the task's source directory: %v", err), dir
 	} else {
 		made = append(made, src)
 	}
 	if err := sb.OwnNew(made...); err != nil {
-		return errorResult("%v", err), dir, nil
+		return errorResult("%v", err), dir
 	}
 
 	hctx := ctx
@@ -694,7 +691,7 @@ func (w *Worker) execute(ctx context.Context, kind sluicev1.StageKind, task *slu
 		Logger: log, Delivery: delivery, artifacts: w.artifacts, Sandbox: sb, TmpDir: tmp,
 		artifactPrefix: artifactPrefix(task, delivery), secrets: granted, secretValues: secrets,
 	}
-	return callHandler(hctx, w.handlers[kind], t), dir, nil
+	return callHandler(hctx, w.handlers[kind], t), dir
 }
 
 // interrupted maps a task stopped by a cancel signal to CANCELLED, whatever the handler made
@@ -718,31 +715,7 @@ func interrupted(ctx context.Context, res *sluicev1.Result) *sluicev1.Result {
 func (w *Worker) closeLogs(sink *logSink, log *slog.Logger, res *sluicev1.Result) *sluicev1.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
 	defer cancel()
-	return logsDetail(sink, log, res, sink.end()(ctx))
-}
-
-// endLogs ends the task's logs. A result other than a pass waits for them (closeLogs): the
-// first thing read after a failure is its log, so it is stored before anyone hears of the
-// failure, and the result says when it is incomplete. A pass is published beside its logs,
-// a round trip less per stage; the returned wait, called once the result is recorded and
-// before the task is acked, warns of chunks that were lost.
-func (w *Worker) endLogs(sink *logSink, log *slog.Logger, res *sluicev1.Result) (*sluicev1.Result, func()) {
-	if res.GetOutcome() != sluicev1.Outcome_OUTCOME_PASSED {
-		return w.closeLogs(sink, log, res), nil
-	}
-	wait := sink.end()
-	return logsDetail(sink, log, res, nil), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-		defer cancel()
-		if err := wait(ctx); err != nil {
-			log.Warn("task logs incomplete", "err", err)
-		}
-	}
-}
-
-// logsDetail notes in res what of the task's output is not in the logs stream: chunks that
-// were not stored (err) and output past the limit.
-func logsDetail(sink *logSink, log *slog.Logger, res *sluicev1.Result, err error) *sluicev1.Result {
+	err := sink.close(ctx)
 	if err != nil {
 		log.Warn("task logs incomplete", "err", err)
 	}
