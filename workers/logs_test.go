@@ -150,3 +150,26 @@ func TestLogChunksEndAtLineBoundaries(t *testing.T) {
 		})
 	}
 }
+
+// A result is heard of only after its logs are stored, pass or fail: whoever reads a
+// stage's log on hearing of its end (`sluice run` on a failure, `sluice logs` after a run)
+// finds all of it, and a result whose chunks were lost says so.
+func TestAResultWaitsForItsLogs(t *testing.T) {
+	h := newHarness(t)
+	if err := h.env.JS.DeleteStream(t.Context(), h.names.LogsStream()); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(t, newTask("fails", "echo why it failed; exit 3"))
+	h.publish(t, newTask("passes", "echo all good"))
+	h.start(t, Config{})
+	for run, want := range map[string]sluicev1.Outcome{"fails": sluicev1.Outcome_OUTCOME_FAILED, "passes": sluicev1.Outcome_OUTCOME_PASSED} {
+		res := h.final(t, run)
+		if res.GetOutcome() != want {
+			t.Fatalf("%s: %s %q, want %s whatever became of its logs", run, res.GetOutcome(), res.GetMessage(), want)
+		}
+		if got := res.GetDetail()["logs"]; !strings.Contains(got, "log chunks not stored") {
+			t.Errorf("%s: the result was sent before its logs were settled: detail logs = %q", run, got)
+		}
+	}
+	h.waitQueueEmpty(t)
+}

@@ -333,7 +333,9 @@ func TestShardsSplitByRecordedTimings(t *testing.T) {
 		if err != nil {
 			t.Fatalf("timing of %s: %v", file, err)
 		}
-		if ms, err := strconv.Atoi(string(e.Value())); err != nil || string(e.Value()) == before || ms < 0 || ms >= 5000 {
+		// Changed and a duration; not bounded above: a loaded machine's Chromium takes
+		// seconds over a journey.
+		if ms, err := strconv.Atoi(string(e.Value())); err != nil || string(e.Value()) == before || ms < 0 {
 			t.Errorf("timing of %s is %q (was %s), want what the journey took", file, e.Value(), before)
 		}
 	}
