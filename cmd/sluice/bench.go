@@ -143,6 +143,7 @@ func printBench(w io.Writer, r *bench.Report) {
 	fmt.Fprintln(tw, "what\tvalue\ttarget\t")
 	fmt.Fprintf(tw, "floor: sync publish p50 / p99\t%.0f / %.0f us\t\t\n", r.FloorPublishP50Us, r.FloorPublishP99Us)
 	fmt.Fprintf(tw, "floor: raw round trip p50 / p99\t%.0f / %.0f us\t\t\n", r.FloorRoundtripP50Us, r.FloorRoundtripP99Us)
+	fmt.Fprintf(tw, "floor: raw round trip between the dag7 runs p50\t%.0f us\t\t\n", r.DAG7FloorRoundtripP50Us)
 	for _, t := range bench.Targets {
 		v, _ := r.Value(t.Key)
 		mark := "ok"

@@ -29,11 +29,15 @@ func TestRunReportsEveryNumber(t *testing.T) {
 	}
 	for _, key := range []string{"floor_publish_p50_us", "floor_roundtrip_p50_us", "dispatch_p50_us", "dispatch_p99_us",
 		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "overhead_x_floor", "exec_run_p50_us", "noop_run_p50_us",
-		"coordinator_ready_ms", "big_run_s", "beside_big_run_p50_us"} {
+		"coordinator_ready_ms", "big_run_s", "beside_big_run_p50_us", "dag7_floor_roundtrip_p50_us"} {
 		v, ok := got[key].(float64)
 		if !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", key, got[key])
 		}
+	}
+	// The ratio is to the floor timed between the chains, not the one taken before the runs.
+	if want := rep.DAG7P50Us / 7 / rep.DAG7FloorRoundtripP50Us; rep.OverheadXFloor != want {
+		t.Errorf("overhead_x_floor = %v, want dag7 p50 / 7 / the floor beside it = %v", rep.OverheadXFloor, want)
 	}
 	if _, ok := got["exec_overhead_us"].(float64); !ok {
 		t.Errorf("exec_overhead_us missing: %v", got)

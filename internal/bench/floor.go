@@ -58,11 +58,31 @@ func FloorPublish(ctx context.Context, js jetstream.JetStream, prefix string, n 
 // FloorRoundTrip times n raw task -> result round trips, one at a time, on two file-store
 // streams of its own (FloorStreams, which the caller deletes).
 func FloorRoundTrip(ctx context.Context, js jetstream.JetStream, prefix string, n int) (Latencies, error) {
+	rt, err := startRoundTrips(ctx, js, prefix)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.stop()
+	return rt.measure(ctx, n)
+}
+
+// roundTrips is the floor's round trip, ready to be timed again and again: a pull consumer
+// answers each task with a result, which a second consumer receives. Starting it again on
+// the same prefix reuses the streams and consumers, whose messages were all acked.
+type roundTrips struct {
+	js       jetstream.JetStream
+	taskSubj string
+	got      chan struct{}
+	stops    []func()
+}
+
+func startRoundTrips(ctx context.Context, js jetstream.JetStream, prefix string) (*roundTrips, error) {
 	names := FloorStreams(prefix)
 	tasksName, resultsName := names[1], names[2]
-	taskSubj, resultSubj := prefix+".floor.t", prefix+".floor.r"
+	rt := &roundTrips{js: js, taskSubj: prefix + ".floor.t", got: make(chan struct{}, 1)}
+	resultSubj := prefix + ".floor.r"
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: tasksName, Subjects: []string{taskSubj}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage},
+		{Name: tasksName, Subjects: []string{rt.taskSubj}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage},
 		{Name: resultsName, Subjects: []string{resultSubj}, Storage: jetstream.FileStorage},
 	} {
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
@@ -77,7 +97,6 @@ func FloorRoundTrip(ctx context.Context, js jetstream.JetStream, prefix string, 
 	if err != nil {
 		return nil, fmt.Errorf("floor consumer: %w", err)
 	}
-	got := make(chan struct{}, 1)
 	wc, err := tasks.Consume(func(m jetstream.Msg) {
 		_, _ = js.Publish(ctx, resultSubj, m.Data())
 		_ = m.Ack()
@@ -85,21 +104,33 @@ func FloorRoundTrip(ctx context.Context, js jetstream.JetStream, prefix string, 
 	if err != nil {
 		return nil, fmt.Errorf("floor worker: %w", err)
 	}
-	defer wc.Stop()
-	rc, err := results.Consume(func(m jetstream.Msg) { _ = m.Ack(); got <- struct{}{} })
+	rt.stops = append(rt.stops, wc.Stop)
+	rc, err := results.Consume(func(m jetstream.Msg) { _ = m.Ack(); rt.got <- struct{}{} })
 	if err != nil {
+		rt.stop()
 		return nil, fmt.Errorf("floor results: %w", err)
 	}
-	defer rc.Stop()
+	rt.stops = append(rt.stops, rc.Stop)
+	return rt, nil
+}
+
+func (rt *roundTrips) stop() {
+	for _, stop := range rt.stops {
+		stop()
+	}
+}
+
+// measure times n round trips, one at a time.
+func (rt *roundTrips) measure(ctx context.Context, n int) (Latencies, error) {
 	data := make([]byte, 256)
 	lat := make(Latencies, 0, n)
 	for range n {
 		t := time.Now()
-		if _, err := js.Publish(ctx, taskSubj, data); err != nil {
+		if _, err := rt.js.Publish(ctx, rt.taskSubj, data); err != nil {
 			return nil, fmt.Errorf("floor publish: %w", err)
 		}
 		select {
-		case <-got:
+		case <-rt.got:
 		case <-time.After(10 * time.Second):
 			return nil, fmt.Errorf("floor round trip: no result within 10s")
 		case <-ctx.Done():
