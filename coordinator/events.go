@@ -51,14 +51,20 @@ func DecodeEvent(h nats.Header, data []byte, ev *sluicev1.Event) error {
 // CloudEventType is the ce-type of an event type: "stage.passed" -> "dev.sluice.stage.passed.v1".
 func CloudEventType(typ string) string { return "dev.sluice." + typ + ".v1" }
 
-// publishEvents publishes the events of the run's outbox after seq through, in order on the
-// coordinator's connection, and returns the ack of the last (nil: none sent) and whether
-// every one before it was handed to the connection. Only the last asks for an ack: the
-// events stream stores what one connection publishes in the order it was sent and refuses
-// none of it (it discards old events, never new ones, and drops an event it holds already
-// by its Nats-Msg-Id), so that ack vouches for the events before it; an ack per event cost
-// the server and the coordinator a message each.
-func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) (jetstream.PubAckFuture, bool) {
+// outboxSend is an outbox whose publishes are under way.
+type outboxSend struct {
+	last jetstream.PubAckFuture // the last event's ack (nil: there was nothing to send)
+	ok   bool                   // every event was handed to the connection
+}
+
+// sendOutbox publishes the events of st's outbox after seq through, in order on the
+// coordinator's connection; sentOutbox waits for them, so other publishes can share the
+// wait. Only the last asks for an ack: the events stream stores what one connection
+// publishes in the order it was sent and refuses none of it (it discards old events, never
+// new ones, and drops an event it holds already by its Nats-Msg-Id), so that ack vouches
+// for the events before it; an ack per event cost the server and the coordinator a message
+// each.
+func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSend {
 	// Every event of the run carries the run's span as its trace context.
 	traceparent := ""
 	if st.GetTraceparent() != "" {
@@ -70,29 +76,25 @@ func (c *Coordinator) publishEvents(st *sluicev1.RunState, through int64) (jetst
 			events = append(events, ev)
 		}
 	}
-	all := true
+	o := outboxSend{ok: true}
 	for i, ev := range events {
 		msg, err := c.eventMsg(ev, traceparent)
 		if err != nil {
 			c.log.Warn("encode event", "id", ev.GetId(), "err", err)
-			all = false
+			o.ok = false
 			continue
 		}
 		if i < len(events)-1 {
-			if err := c.nc.PublishMsg(msg); err != nil {
-				c.log.Warn("publish event", "id", ev.GetId(), "err", err)
-				all = false
-			}
-			continue
+			err = c.nc.PublishMsg(msg)
+		} else {
+			o.last, err = c.js.PublishMsgAsync(msg)
 		}
-		f, err := c.js.PublishMsgAsync(msg)
 		if err != nil {
 			c.log.Warn("publish event", "id", ev.GetId(), "err", err)
-			return nil, false
+			o.ok = false
 		}
-		return f, all
 	}
-	return nil, false
+	return o
 }
 
 func (c *Coordinator) eventMsg(ev *sluicev1.Event, traceparent string) (*nats.Msg, error) {
@@ -156,31 +158,9 @@ func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, 
 	c.sentOutbox(ctx, c.sendOutbox(st, through), st)
 }
 
-// outboxSend is an outbox whose publishes are under way.
-type outboxSend struct {
-	want int
-	last jetstream.PubAckFuture // the ack of the last event (nil: it was not sent)
-	all  bool                   // every event before the last was sent
-}
-
-// sendOutbox starts publishing the events of st after seq through; sentOutbox waits for
-// them, so other publishes can share the wait.
-func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSend {
-	var o outboxSend
-	for _, ev := range st.GetOutbox() {
-		if ev.GetSeq() > through {
-			o.want++
-		}
-	}
-	if o.want > 0 {
-		o.last, o.all = c.publishEvents(st, through)
-	}
-	return o
-}
-
 // sentOutbox waits for the publishes of o and records them; see publishOutbox.
 func (c *Coordinator) sentOutbox(ctx context.Context, o outboxSend, st *sluicev1.RunState) {
-	if o.want > 0 && (o.last == nil || !o.all || !c.await(ctx, []jetstream.PubAckFuture{o.last})) {
+	if !o.ok || (o.last != nil && !c.await(ctx, []jetstream.PubAckFuture{o.last})) {
 		return
 	}
 	c.cache.markPublished(st.GetId(), st.GetEventSeq())
