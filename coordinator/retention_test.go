@@ -13,8 +13,8 @@ import (
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
 
-// A finished run's state leaves the runs bucket RunsMaxAge after its last write, and the
-// coordinator forgets it; a run still going stays, however long ago it was last written.
+// A finished run's state leaves the runs bucket RunsMaxAge after its last write, with the
+// seal naming it, and the coordinator forgets it; a run still going stays, however long ago it was last written.
 func TestPlannerForgetsFinishedRunsAfterTheirRetention(t *testing.T) {
 	const keep = 2 * time.Second
 	env := bustest.Start(t, bus.Config{RunsMaxAge: keep})
@@ -28,6 +28,10 @@ func TestPlannerForgetsFinishedRunsAfterTheirRetention(t *testing.T) {
 	active := submit(t, env, "main", stage("held"))
 	finished := submit(t, env, "main", stage("a"))
 	waitRun(t, env, finished.GetId(), sluicev1.RunStatus_RUN_STATUS_PASSED)
+	waitFor(t, "a seal naming the finished run", func() bool {
+		_, ok := sealedInBucket(t, env)[finished.GetId()]
+		return ok
+	})
 
 	kv, err := env.JS.KeyValue(t.Context(), env.Config.Names.RunsBucket())
 	if err != nil {
@@ -51,6 +55,11 @@ func TestPlannerForgetsFinishedRunsAfterTheirRetention(t *testing.T) {
 	waitFor(t, "the finished run to expire", func() bool {
 		_, err := kv.Get(t.Context(), finished.GetId())
 		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	// The seal naming it goes too: seals must not pile up in the bucket.
+	waitFor(t, "the finished run's seal to expire", func() bool {
+		_, ok := sealedInBucket(t, env)[finished.GetId()]
+		return !ok
 	})
 	waitFor(t, "the coordinator to forget the finished run", func() bool {
 		_, err := client.Get(t.Context(), finished.GetId())
