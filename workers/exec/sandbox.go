@@ -97,30 +97,46 @@ func (s *Sandbox) OwnNew(dirs ...string) error {
 	return nil
 }
 
-// Sweep ends what the processes prepared since the last sweep left behind (see KillUser) and
-// returns how many it killed. A step's PID namespace ends its processes with it; the sweep,
-// a scan of /proc, is the check that nothing of the uid is left all the same, paid only by
-// tasks that started a process.
+// Sweep ends what the processes prepared since the last sweep left behind and returns how
+// many it killed. A step's PID namespace ends its processes with it; the sweep is the check
+// that nothing of the uid is left all the same, paid only by tasks that started a process.
+//
+// It runs after every such task, so it is the quick scan of /proc: the owner of each
+// process's entry, which is its effective uid, and the status of those of the uid. A process
+// whose real uid is the step's and effective uid another (a setuid program the step user
+// ran) outside the step's namespace is left to KillUsers, which reads every status when a
+// worker takes the uids. Reading every status here cost 1.3 ms per task with 70 processes on
+// the host, nine times the quick scan.
 func (s *Sandbox) Sweep() int {
 	if s == nil || !s.used.Swap(false) {
 		return 0
 	}
-	return KillUsers(s.UID)
+	return killAll(uidSet(s.UID), ownedBy)
 }
 
-// KillUsers ends every process of the uids: what a step left behind, or a killed worker's
-// steps found when its successor takes the uids. It returns how many it killed. Each round
-// is one scan of /proc, however many uids.
+// KillUsers ends every process of the uids, whatever /proc shows as the owner of its entry:
+// what a killed worker's steps left, found when its successor takes the uids. It returns
+// how many it killed.
 func KillUsers(uids ...int) int {
-	set := make(map[string]bool, len(uids))
+	return killAll(uidSet(uids...), everyProcess)
+}
+
+func uidSet(uids ...int) map[int]bool {
+	set := make(map[int]bool, len(uids))
 	for _, uid := range uids {
-		set[strconv.Itoa(uid)] = true
+		set[uid] = true
 	}
+	return set
+}
+
+// killAll kills the processes whose real uid is in uids, among the candidates of /proc that
+// pick chooses, in rounds of one scan each, until none is left.
+func killAll(uids map[int]bool, pick func(pid string, uids map[int]bool) bool) int {
 	// A killed process shows in /proc until the kernel has ended it, which under load can
 	// outlast a round: it is killed again but counted once.
 	killed := map[int]bool{}
 	for round := 0; round < 10; round++ {
-		pids := processesOf(set)
+		pids := processesOf(uids, pick)
 		if len(pids) == 0 {
 			break
 		}
@@ -134,8 +150,16 @@ func KillUsers(uids ...int) int {
 	return len(killed)
 }
 
-// processesOf lists the processes whose real uid is in uids.
-func processesOf(uids map[string]bool) []int {
+// ownedBy picks the processes whose /proc entry belongs to one of uids.
+func ownedBy(pid string, uids map[int]bool) bool {
+	var st syscall.Stat_t
+	return syscall.Stat("/proc/"+pid, &st) == nil && uids[int(st.Uid)]
+}
+
+func everyProcess(string, map[int]bool) bool { return true }
+
+// processesOf lists the live processes, among those pick chooses, whose real uid is in uids.
+func processesOf(uids map[int]bool, pick func(pid string, uids map[int]bool) bool) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -143,7 +167,7 @@ func processesOf(uids map[string]bool) []int {
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || !pick(e.Name(), uids) {
 			continue
 		}
 		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
@@ -157,7 +181,10 @@ func processesOf(uids map[string]bool) []int {
 			}
 			if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
 				f := strings.Fields(rest)
-				mine = len(f) > 0 && uids[f[0]]
+				if len(f) > 0 {
+					uid, err := strconv.Atoi(f[0])
+					mine = err == nil && uids[uid]
+				}
 				break
 			}
 		}
