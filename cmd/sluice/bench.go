@@ -42,6 +42,9 @@ func newBenchCmd(a *app) *cobra.Command {
 
   floor      a synchronous publish to a file-store stream, and a raw task -> result round
              trip (work queue, pull consumer, result stream, second consumer)
+  protocol   the runs of dispatch, chains and dag7 below, with Sluice's messages (as many
+             through the server per run) and none of its logic: what the wire protocol
+             costs on this host, and so what Sluice's own code costs beyond it
   dispatch   --runs 1-stage runs, --inflight at once: stages/s, and the latency from the
              coordinator's decision to a worker holding the task
   chains     --runs/7 runs of a 7-stage chain, --inflight at once: stages/s
@@ -144,6 +147,8 @@ func printBench(w io.Writer, r *bench.Report) {
 	fmt.Fprintf(tw, "floor: sync publish p50 / p99\t%.0f / %.0f us\t\t\n", r.FloorPublishP50Us, r.FloorPublishP99Us)
 	fmt.Fprintf(tw, "floor: raw round trip p50 / p99\t%.0f / %.0f us\t\t\n", r.FloorRoundtripP50Us, r.FloorRoundtripP99Us)
 	fmt.Fprintf(tw, "floor: raw round trip between the dag7 runs p50\t%.0f us\t\t\n", r.DAG7FloorRoundtripP50Us)
+	fmt.Fprintf(tw, "protocol floor: 1-stage runs / 7-stage chains, stages/s\t%.0f / %.0f\t\t\n", r.ProtocolStagesPerS, r.ProtocolChainStagesPerS)
+	fmt.Fprintf(tw, "protocol floor: one 7-stage chain at a time p50\t%.0f us\t\t\n", r.ProtocolDAG7P50Us)
 	for _, t := range bench.Targets {
 		v, _ := r.Value(t.Key)
 		mark := "ok"

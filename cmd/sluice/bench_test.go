@@ -20,7 +20,8 @@ func TestBenchMeasuresAChildCoordinator(t *testing.T) {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
 	}
 	for _, key := range []string{"floor_publish_p50_us", "floor_roundtrip_p50_us", "dispatch_p50_us", "dispatch_p99_us",
-		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "dag7_floor_roundtrip_p50_us", "overhead_x_floor", "exec_overhead_us", "coordinator_rss_mb"} {
+		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "dag7_floor_roundtrip_p50_us", "overhead_x_floor", "exec_overhead_us", "coordinator_rss_mb",
+		"protocol_stages_per_s", "protocol_chain_stages_per_s", "protocol_dag7_p50_us"} {
 		if _, ok := rep[key].(float64); !ok {
 			t.Errorf("no number %q in %s", key, stdout)
 		}
@@ -44,7 +45,7 @@ func TestBenchTableNamesTargets(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"machine:", "floor: raw round trip", "floor: raw round trip between the dag7 runs", "dispatch latency p99", "<= 10000 us", ">= 5000/s", "coordinator resident memory"} {
+	for _, want := range []string{"machine:", "floor: raw round trip", "floor: raw round trip between the dag7 runs", "protocol floor: 1-stage runs / 7-stage chains", "dispatch latency p99", "<= 10000 us", ">= 5000/s", "coordinator resident memory"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}

@@ -1,7 +1,8 @@
 // Package bench measures Sluice beside the floor it cannot beat, on one server in one run:
-// a synchronous JetStream publish and a raw task -> result round trip, then runs through a
-// real coordinator and a real worker whose handler passes at once (so what is measured is
-// Sluice, not a step), and a real `true` step for the cost of executing one. `sluice bench`
+// a synchronous JetStream publish and a raw task -> result round trip; the protocol floor,
+// the same runs as Sluice's with its messages and none of its logic (protocol.go); then
+// runs through a real coordinator and a real worker whose handler passes at once (so what
+// is measured is Sluice, not a step), and a real `true` step for the cost of executing one. `sluice bench`
 // prints it; the Go benchmarks of the coordinator call the same phases.
 package bench
 
@@ -121,6 +122,11 @@ type Report struct {
 	FloorPublishP99Us   float64 `json:"floor_publish_p99_us"`
 	FloorRoundtripP50Us float64 `json:"floor_roundtrip_p50_us"`
 	FloorRoundtripP99Us float64 `json:"floor_roundtrip_p99_us"`
+	// The protocol floor: the runs below with Sluice's messages and none of its logic
+	// (protocol.go), the same number of each.
+	ProtocolStagesPerS      float64 `json:"protocol_stages_per_s"`
+	ProtocolChainStagesPerS float64 `json:"protocol_chain_stages_per_s"`
+	ProtocolDAG7P50Us       float64 `json:"protocol_dag7_p50_us"`
 
 	// 1-stage runs, InFlight at once: decision -> worker holds the task.
 	DispatchP50Us float64 `json:"dispatch_p50_us"`
@@ -173,6 +179,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	if err := floor(ctx, srv, o, rep); err != nil {
 		return nil, err
+	}
+	if err := protocolFloor(ctx, srv, o, rep); err != nil {
+		return nil, fmt.Errorf("protocol floor: %w", err)
 	}
 	work, cleanup, err := workDir(o.WorkDir)
 	if err != nil {
@@ -393,7 +402,7 @@ func (s *server) close() {
 	if s.nc != nil {
 		if s.embedded == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			for _, name := range FloorStreams(s.names.Prefix) {
+			for _, name := range append(FloorStreams(s.names.Prefix), ProtocolStreams(s.names.Prefix)...) {
 				if err := s.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 					fmt.Fprintf(os.Stderr, "sluice bench: remove stream %s on %s: %v\n", name, s.url, err)
 				}
@@ -421,9 +430,11 @@ type waitRuns struct {
 	sub     *nats.Subscription
 }
 
-func newWaitRuns(nc *nats.Conn, names bus.Names) (*waitRuns, error) {
+// newWaitRuns follows the run events on subject (a filter), each naming its run in the
+// ce-subject header; a run.submitted event is not an end.
+func newWaitRuns(nc *nats.Conn, subject string) (*waitRuns, error) {
 	w := &waitRuns{waiters: map[string]chan struct{}{}}
-	sub, err := nc.Subscribe(names.Prefix+".event.*.*.run.>", func(m *nats.Msg) {
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		if strings.HasSuffix(m.Subject, ".submitted") {
 			return
 		}

@@ -29,7 +29,8 @@ func TestRunReportsEveryNumber(t *testing.T) {
 	}
 	for _, key := range []string{"floor_publish_p50_us", "floor_roundtrip_p50_us", "dispatch_p50_us", "dispatch_p99_us",
 		"stages_per_s", "chain_stages_per_s", "dag7_p50_us", "dag7_p99_us", "overhead_x_floor", "exec_run_p50_us", "noop_run_p50_us",
-		"coordinator_ready_ms", "big_run_s", "beside_big_run_p50_us", "dag7_floor_roundtrip_p50_us"} {
+		"coordinator_ready_ms", "big_run_s", "beside_big_run_p50_us", "dag7_floor_roundtrip_p50_us",
+		"protocol_stages_per_s", "protocol_chain_stages_per_s", "protocol_dag7_p50_us"} {
 		v, ok := got[key].(float64)
 		if !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", key, got[key])

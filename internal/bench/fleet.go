@@ -149,7 +149,7 @@ func startFleet(ctx context.Context, s *server, o Options, work string) (*fleet,
 			return nil, err
 		}
 	}
-	w, err := newWaitRuns(s.nc, s.names)
+	w, err := newWaitRuns(s.nc, s.names.Prefix+".event.*.*.run.>")
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +245,17 @@ type sustained struct {
 func (f *fleet) sustain(ctx context.Context, stages, runs, inflight int) (sustained, error) {
 	spec := noopSpec(stages, sluicev1.StageKind_STAGE_KIND_STATIC)
 	f.rec.take()
+	elapsed, err := keepGoing(ctx, runs, inflight, func(ctx context.Context) error { return f.submit(ctx, spec) })
+	if err != nil {
+		return sustained{}, err
+	}
+	f.runs += runs
+	return sustained{stagesPerS: float64(stages*runs) / elapsed.Seconds(), dispatch: f.rec.take()}, nil
+}
+
+// keepGoing calls run runs times, inflight calls at a time, and returns how long they took
+// all together; the first error stops it.
+func keepGoing(ctx context.Context, runs, inflight int, run func(context.Context) error) (time.Duration, error) {
 	var next atomic.Int64
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -253,7 +264,7 @@ func (f *fleet) sustain(ctx context.Context, stages, runs, inflight int) (sustai
 	for range min(inflight, runs) {
 		wg.Go(func() {
 			for next.Add(1) <= int64(runs) {
-				if err := f.submit(ctx, spec); err != nil {
+				if err := run(ctx); err != nil {
 					cancel(err)
 					return
 				}
@@ -262,23 +273,31 @@ func (f *fleet) sustain(ctx context.Context, stages, runs, inflight int) (sustai
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return sustained{}, err
+		return 0, err
 	}
-	elapsed := time.Since(start)
-	f.runs += runs
-	return sustained{stagesPerS: float64(stages*runs) / elapsed.Seconds(), dispatch: f.rec.take()}, nil
+	return time.Since(start), nil
 }
 
 // sequential runs spec n times, one at a time, and times each from submit to its end.
 func (f *fleet) sequential(ctx context.Context, spec *sluicev1.PipelineSpec, n int) (Latencies, error) {
+	return timeEach(ctx, n, func(ctx context.Context) error {
+		if err := f.submit(ctx, spec); err != nil {
+			return err
+		}
+		f.runs++
+		return nil
+	})
+}
+
+// timeEach calls run n times, one after the other, and times each call.
+func timeEach(ctx context.Context, n int, run func(context.Context) error) (Latencies, error) {
 	lat := make(Latencies, 0, n)
 	for range n {
 		t := time.Now()
-		if err := f.submit(ctx, spec); err != nil {
+		if err := run(ctx); err != nil {
 			return nil, err
 		}
 		lat = append(lat, time.Since(t))
-		f.runs++
 	}
 	return lat, nil
 }

@@ -46,6 +46,47 @@ func BenchmarkSevenStageDAG(b *testing.B) {
 	report(b, "run", lat)
 }
 
+// BenchmarkProtocolDispatch: the protocol floor's 1-stage runs, 100 in flight: Sluice's
+// messages without its logic.
+func BenchmarkProtocolDispatch(b *testing.B) { benchProtocol(b, 1) }
+
+// BenchmarkProtocolThroughput: the protocol floor's 7-stage chains, 100 in flight.
+func BenchmarkProtocolThroughput(b *testing.B) { benchProtocol(b, 7) }
+
+// BenchmarkProtocolSevenStageDAG: one protocol floor 7-stage chain at a time.
+func BenchmarkProtocolSevenStageDAG(b *testing.B) {
+	p := benchProtocolFloor(b)
+	b.ResetTimer()
+	lat, err := p.sequential(b.Context(), 7, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	report(b, "run", lat)
+}
+
+func benchProtocol(b *testing.B, stages int) {
+	p := benchProtocolFloor(b)
+	b.ResetTimer()
+	perS, err := p.sustain(b.Context(), stages, b.N, DefaultInFlight)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(perS, "stages/s")
+}
+
+func benchProtocolFloor(b *testing.B) *protocol {
+	s := benchServer(b)
+	p, err := startProtocol(b.Context(), s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.stop)
+	if _, err := p.sustain(b.Context(), 1, DefaultInFlight, DefaultInFlight); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
 func benchSustain(b *testing.B, stages int) {
 	f := benchFleet(b)
 	if _, err := f.sustain(b.Context(), 1, DefaultInFlight, DefaultInFlight); err != nil {
