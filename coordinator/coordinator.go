@@ -96,7 +96,9 @@ type Coordinator struct {
 	events jetstream.Stream
 	// leaseKey derives each task's lease; shared by every coordinator of the fleet.
 	leaseKey []byte
-	rejected resultCounters
+	// eventSource is every event's ce-source.
+	eventSource string
+	rejected    resultCounters
 	// authenticated: the server checks credentials and permissions, so the principals in
 	// API subjects are the callers'. Without it every caller is anonymous.
 	authenticated bool
@@ -131,14 +133,15 @@ func New(nc *nats.Conn, c Config) (*Coordinator, error) {
 	}
 	c = c.withDefaults()
 	coord := &Coordinator{
-		cfg:    c,
-		log:    c.Logger.With("component", "coordinator", "id", c.ID),
-		nc:     nc,
-		js:     js,
-		cache:  newRunCache(),
-		locker: newLocker(),
-		ready:  make(chan struct{}),
-		now:    time.Now,
+		cfg:         c,
+		log:         c.Logger.With("component", "coordinator", "id", c.ID),
+		nc:          nc,
+		js:          js,
+		cache:       newRunCache(),
+		locker:      newLocker(),
+		ready:       make(chan struct{}),
+		now:         time.Now,
+		eventSource: "/sluice/" + c.Names.Prefix + "/coordinator",
 	}
 	coord.metrics = newMetrics(coord)
 	coord.tracer = newTracer(c.TracerProvider)
@@ -325,15 +328,7 @@ func (c *Coordinator) publishTask(t *sluicev1.Task) (jetstream.PubAckFuture, err
 	if err != nil {
 		return nil, err
 	}
-	msg := nats.NewMsg(c.cfg.Names.Task(t.GetKind().Slug(), t.GetPool(), t.GetRunId()))
-	msg.Data = data
+	msg := &nats.Msg{Subject: c.cfg.Names.Task(t.GetKind().Slug(), t.GetPool(), t.GetRunId()), Header: bus.TaskHeader(t, 1), Data: data}
 	msg.Header.Set(nats.MsgIdHdr, taskID(t))
-	msg.Header.Set(bus.HeaderRun, t.GetRunId())
-	msg.Header.Set(bus.HeaderStage, t.GetStage())
-	msg.Header.Set(bus.HeaderAttempt, fmt.Sprint(t.GetAttempt()))
-	msg.Header.Set(bus.HeaderShard, fmt.Sprint(t.GetShardIndex()))
-	if t.GetTraceparent() != "" {
-		msg.Header.Set(bus.HeaderTraceparent, t.GetTraceparent())
-	}
 	return c.js.PublishMsgAsync(msg)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -105,8 +106,18 @@ func parseTraceparent(tp string) trace.SpanContext {
 	return trace.SpanContextFromContext(ctx)
 }
 
+// formatTraceparent writes sc as a version 00 traceparent: 00-<trace id>-<span id>-<flags>,
+// in hex, without fmt (every event and task carries one).
 func formatTraceparent(sc trace.SpanContext) string {
-	return fmt.Sprintf("00-%s-%s-%s", sc.TraceID(), sc.SpanID(), sc.TraceFlags())
+	tid, sid := sc.TraceID(), sc.SpanID()
+	var b [55]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	return string(b[:])
 }
 
 // runTraceparent is a submitted run's trace context: the caller's, when it sent a valid

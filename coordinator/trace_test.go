@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
@@ -213,5 +216,22 @@ func TestARunsTraceIsSampledOnlyWhenRecorded(t *testing.T) {
 				t.Errorf("runTraceparent = %q", tp)
 			}
 		})
+	}
+}
+
+// TestTraceparentIsWrittenAsOpenTelemetryWritesIt: the coordinator writes traceparents
+// itself (every event and task carries one); each must be what OpenTelemetry's propagator
+// writes for the same span context, sampled or not.
+func TestTraceparentIsWrittenAsOpenTelemetryWritesIt(t *testing.T) {
+	for i, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsSampled, 0} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: randomTraceID(), SpanID: randomSpanID(), TraceFlags: flags})
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), sc), carrier)
+		if got, want := formatTraceparent(sc), carrier.Get("traceparent"); got != want {
+			t.Errorf("%d: formatTraceparent = %q, OpenTelemetry writes %q", i, got, want)
+		}
+		if back := parseTraceparent(formatTraceparent(sc)); !back.Equal(sc.WithRemote(true)) {
+			t.Errorf("%d: %q reads back as %v, want %v", i, formatTraceparent(sc), back, sc)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"time"
 
@@ -78,20 +77,6 @@ func newLogSink(js jetstream.JetStream, names bus.Names, t *sluicev1.Task, limit
 		limit = DefaultLogLimit
 	}
 	return &logSink{js: js, subject: names.Log(t.GetRunId(), t.GetStage()), task: t, limit: limit, partial: map[string][]byte{}}
-}
-
-// taskHeader is a fresh header naming t's run, stage, attempt and shard, so a message can
-// be routed without decoding it.
-func taskHeader(t *sluicev1.Task) nats.Header {
-	h := nats.Header{}
-	h.Set(bus.HeaderRun, t.GetRunId())
-	h.Set(bus.HeaderStage, t.GetStage())
-	h.Set(bus.HeaderAttempt, strconv.Itoa(int(t.GetAttempt())))
-	h.Set(bus.HeaderShard, strconv.Itoa(int(t.GetShardIndex())))
-	if tp := t.GetTraceparent(); tp != "" {
-		h.Set(bus.HeaderTraceparent, tp)
-	}
-	return h
 }
 
 // writer returns an io.Writer for one stream; its Flush ends the stream's current line.
@@ -242,7 +227,7 @@ func (s *logSink) publishLocked(stream string, data []byte, at time.Time) {
 	b, err := proto.Marshal(chunk)
 	if err == nil {
 		var f jetstream.PubAckFuture
-		f, err = s.js.PublishMsgAsync(&nats.Msg{Subject: s.subject, Header: taskHeader(s.task), Data: b})
+		f, err = s.js.PublishMsgAsync(&nats.Msg{Subject: s.subject, Header: bus.TaskHeader(s.task, 0), Data: b})
 		if err == nil {
 			s.pending = append(s.pending, f)
 		}

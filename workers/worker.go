@@ -793,7 +793,7 @@ func (w *Worker) resultMsg(task *sluicev1.Task, res *sluicev1.Result) (*nats.Msg
 	if err != nil {
 		return nil, fmt.Errorf("encode %s result: %w", phase, err)
 	}
-	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId(), w.id), Header: taskHeader(task), Data: data}
+	msg := &nats.Msg{Subject: w.c.Names.Result(task.GetRunId(), w.id), Header: bus.TaskHeader(task, 2), Data: data}
 	msg.Header.Set(jetstream.MsgIDHeader, bus.ResultMsgID(bus.TaskID(task), phase))
 	msg.Header.Set(bus.HeaderProof, bus.Prove(task.GetLease(), data))
 	return msg, nil

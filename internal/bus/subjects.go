@@ -4,7 +4,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/nats-io/nats.go"
 
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
 )
@@ -64,7 +67,7 @@ func ObjectStream(bucket string) string { return "OBJ_" + bucket }
 
 // Task is the subject of one task: <prefix>.task.<kind>.<pool>.<run>.
 func (n Names) Task(kind, pool, run string) string {
-	return fmt.Sprintf("%s.task.%s.%s.%s", n.Prefix, kind, pool, run)
+	return n.Prefix + ".task." + kind + "." + pool + "." + run
 }
 
 // TaskFilter matches every task of one (kind, pool).
@@ -120,7 +123,7 @@ func (n Names) ParseResult(subject string) (run string, publisher Identity, ok b
 
 // Event is <prefix>.event.<pipeline>.<run>.<type>; type may hold dots ("stage.passed").
 func (n Names) Event(pipeline, run, typ string) string {
-	return fmt.Sprintf("%s.event.%s.%s.%s", n.Prefix, pipeline, run, typ)
+	return n.Prefix + ".event." + pipeline + "." + run + "." + typ
 }
 
 // EventFilter matches events by pipeline and run; empty parts match anything.
@@ -138,7 +141,7 @@ func (n Names) EventFilter(pipeline, run string) string {
 func (n Names) AllEvents() string { return n.Prefix + ".event.>" }
 
 func (n Names) Log(run, stage string) string {
-	return fmt.Sprintf("%s.log.%s.%s", n.Prefix, run, stage)
+	return n.Prefix + ".log." + run + "." + stage
 }
 func (n Names) AllLogs() string { return n.Prefix + ".log.>" }
 
@@ -192,10 +195,11 @@ func (n Names) MaxDeliveriesAdvisory() string {
 
 // TaskMsgID is <run>/<stage>/<attempt>[/<shard>]; the shard is present when shardCount > 1.
 func TaskMsgID(run, stage string, attempt, shard, shardCount int32) string {
+	id := run + "/" + stage + "/" + strconv.Itoa(int(attempt))
 	if shardCount > 1 {
-		return fmt.Sprintf("%s/%s/%d/%d", run, stage, attempt, shard)
+		id += "/" + strconv.Itoa(int(shard))
 	}
-	return fmt.Sprintf("%s/%s/%d", run, stage, attempt)
+	return id
 }
 
 // TaskID is the Nats-Msg-Id of a task: TaskMsgID, plus /r<seq> for a rollout action (the
@@ -203,7 +207,7 @@ func TaskMsgID(run, stage string, attempt, shard, shardCount int32) string {
 func TaskID(t *sluicev1.Task) string {
 	id := TaskMsgID(t.GetRunId(), t.GetStage(), t.GetAttempt(), t.GetShardIndex(), t.GetShardCount())
 	if seq := t.GetRollout().GetSeq(); seq > 0 {
-		id += fmt.Sprintf("/r%d", seq)
+		id += "/r" + strconv.Itoa(int(seq))
 	}
 	return id
 }
@@ -222,6 +226,20 @@ const (
 	// HeaderProof carries a result's proof of holding its task: see Prove.
 	HeaderProof = "Sluice-Proof"
 )
+
+// TaskHeader is a fresh header naming t's run, stage, attempt and shard, with its
+// traceparent, made with room for extra more.
+func TaskHeader(t *sluicev1.Task, extra int) nats.Header {
+	h := make(nats.Header, 5+extra)
+	h.Set(HeaderRun, t.GetRunId())
+	h.Set(HeaderStage, t.GetStage())
+	h.Set(HeaderAttempt, strconv.Itoa(int(t.GetAttempt())))
+	h.Set(HeaderShard, strconv.Itoa(int(t.GetShardIndex())))
+	if tp := t.GetTraceparent(); tp != "" {
+		h.Set(HeaderTraceparent, tp)
+	}
+	return h
+}
 
 // ObjectDigest renders an object store digest ("SHA-256=<base64url>") as the
 // "sha256:<hex>" form results and source bundles use; another form is returned as it is.
