@@ -164,6 +164,12 @@ func printBench(w io.Writer, r *bench.Report) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s %s\t%s\n", t.What, formatNumber(v, t.Unit), cmp, formatNumber(t.Bound, t.Unit), mark)
 	}
+	if r.ProtocolStagesPerS > 0 && r.ProtocolChainStagesPerS > 0 && r.ProtocolDAG7P50Us > 0 {
+		// What Sluice's own code costs: its numbers over the protocol floor's, same runs.
+		fmt.Fprintf(tw, "over the protocol floor: 1-stage runs / chains, stages/s\t%.2fx / %.2fx\t\t\n",
+			r.StagesPerS/r.ProtocolStagesPerS, r.ChainStagesPerS/r.ProtocolChainStagesPerS)
+		fmt.Fprintf(tw, "over the protocol floor: one 7-stage chain's time\t%.1fx\t\t\n", r.DAG7P50Us/r.ProtocolDAG7P50Us)
+	}
 	fmt.Fprintf(tw, "7-stage DAG p99\t%.0f us\t\t\n", r.DAG7P99Us)
 	fmt.Fprintf(tw, "chain dispatch p50 / p99\t%.0f / %.0f us\t\t\n", r.ChainDispatchP50Us, r.ChainDispatchP99Us)
 	fmt.Fprintf(tw, "coordinator start, %d finished runs stored\t%.0f ms\t\t\n", r.FinishedRuns, r.CoordinatorReadyMs)
