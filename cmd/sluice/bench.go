@@ -65,7 +65,7 @@ embedded nats-server with a file store in a temporary directory, removed afterwa
 go to tmpfs (/dev/shm) unless --work-dir says otherwise.
 
 Run it on a quiet machine: a number taken under other load misleads. The floor is measured
-in the same run for that reason. It takes two to four minutes with the defaults.`,
+in the same run for that reason. It takes under a minute with the defaults on two cores.`,
 		Example: `  sluice bench
   sluice bench --json > bench.json
   sluice bench --runs 2000 --inflight 50
