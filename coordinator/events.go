@@ -53,17 +53,17 @@ func CloudEventType(typ string) string { return "dev.sluice." + typ + ".v1" }
 
 // outboxSend is an outbox whose publishes are under way.
 type outboxSend struct {
-	last jetstream.PubAckFuture // the last event's ack (nil: there was nothing to send)
-	ok   bool                   // every event was handed to the connection
+	acks []jetstream.PubAckFuture // one per event sent
+	ok   bool                     // every event was handed to the connection
 }
 
 // sendOutbox publishes the events of st's outbox after seq through, in order on the
 // coordinator's connection; sentOutbox waits for them, so other publishes can share the
-// wait. Only the last asks for an ack: the events stream stores what one connection
-// publishes in the order it was sent and refuses none of it (it discards old events, never
-// new ones, and drops an event it holds already by its Nats-Msg-Id), so that ack vouches
-// for the events before it; an ack per event cost the server and the coordinator a message
-// each.
+// wait. Each event is acked on its own: the ack of a decision's last event does not vouch
+// for the ones before it. On a replicated events stream whose leader changes between them,
+// the earlier ones can be lost while the last is stored (the container fault suite saw a
+// stage's passed event missing beside its run's), and an event marked published is never
+// sent again.
 func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSend {
 	// Every event of the run carries the run's span as its trace context.
 	traceparent := ""
@@ -77,22 +77,20 @@ func (c *Coordinator) sendOutbox(st *sluicev1.RunState, through int64) outboxSen
 		}
 	}
 	o := outboxSend{ok: true}
-	for i, ev := range events {
+	for _, ev := range events {
 		msg, err := c.eventMsg(ev, traceparent)
 		if err != nil {
 			c.log.Warn("encode event", "id", ev.GetId(), "err", err)
 			o.ok = false
 			continue
 		}
-		if i < len(events)-1 {
-			err = c.nc.PublishMsg(msg)
-		} else {
-			o.last, err = c.js.PublishMsgAsync(msg)
-		}
+		f, err := c.js.PublishMsgAsync(msg)
 		if err != nil {
 			c.log.Warn("publish event", "id", ev.GetId(), "err", err)
 			o.ok = false
+			continue
 		}
+		o.acks = append(o.acks, f)
 	}
 	return o
 }
@@ -141,7 +139,10 @@ func (c *Coordinator) eventMsg(ev *sluicev1.Event, traceparent string) (*nats.Ms
 // acknowledged to this process, or else, when st holds events beyond that, the run's newest
 // event in the stream. A state a peer stored, or one read back after a restart, may hold
 // events published long ago, past the stream's duplicate window: publishing those again
-// would announce them twice.
+// would announce them twice. But a stored event does not vouch for the ones before it (one
+// may have been refused, or lost to a leader change, while a later one was stored), so the
+// outbox's events still inside the duplicate window are sent again from the first of them:
+// the server drops those it holds.
 func (c *Coordinator) knownPublished(ctx context.Context, st *sluicev1.RunState) int64 {
 	run := st.GetId()
 	through := c.cache.published(run)
@@ -152,6 +153,13 @@ func (c *Coordinator) knownPublished(ctx context.Context, st *sluicev1.RunState)
 	if err != nil {
 		c.log.Warn("read the run's newest stored event", "run", run, "err", err)
 		return through
+	}
+	recent := c.now().Add(-(c.cfg.Bus.DuplicateWindow - time.Minute))
+	for _, ev := range st.GetOutbox() {
+		if ev.GetSeq() > through && ev.GetSeq() <= last && ev.GetTime().AsTime().After(recent) {
+			last = ev.GetSeq() - 1
+			break
+		}
 	}
 	if last > through {
 		c.cache.markPublished(run, last)
@@ -167,7 +175,7 @@ func (c *Coordinator) publishOutbox(ctx context.Context, st *sluicev1.RunState, 
 
 // sentOutbox waits for the publishes of o and records them; see publishOutbox.
 func (c *Coordinator) sentOutbox(ctx context.Context, o outboxSend, st *sluicev1.RunState) {
-	if !o.ok || (o.last != nil && !c.await(ctx, []jetstream.PubAckFuture{o.last})) {
+	if !o.ok || !c.await(ctx, o.acks) {
 		return
 	}
 	c.cache.markPublished(st.GetId(), st.GetEventSeq())

@@ -366,3 +366,57 @@ func TestPlannerACorruptStateFailsAlone(t *testing.T) {
 		t.Fatalf("reading the corrupt run: %v, want ErrUnstorable", err)
 	}
 }
+
+// An event the stream refuses while a later event of the same decision is stored is not
+// taken as published: it is sent again until the stream has it. (Acking only a decision's
+// last event lost the ones before it when a replicated stream's leader changed between
+// them; here the stream refuses an oversized event, which any server can be made to do: the
+// long name of stage a is in its events' payload and ce-subject, not in b's.)
+func TestAnEventTheStreamRefusedIsSentAgain(t *testing.T) {
+	env := bustest.Start(t, bus.Config{})
+	startCoordinator(t, env, func(c *Config) { c.ReconcileEvery = 200 * time.Millisecond })
+	tasks := make(chan *sluicev1.Task, 10)
+	w := startWorker(t, env, func(task *sluicev1.Task) *sluicev1.Result { tasks <- task; return nil })
+	long := strings.Repeat("a", 400)
+	st := submit(t, env, "main", stage(long), stage("b", long))
+	ta := <-tasks
+	waitFor(t, "the first events", func() bool { return len(runEvents(t, env, st.GetId())) >= 2 })
+
+	// b's events fit; those of the stage with the long name do not.
+	events, err := env.JS.Stream(t.Context(), env.Config.Names.EventsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := events.CachedInfo().Config
+	limited := cfg
+	limited.MaxMsgSize = 1000
+	if _, err := env.JS.UpdateStream(t.Context(), limited); err != nil {
+		t.Fatal(err)
+	}
+	w.report(ta, &sluicev1.Result{Outcome: sluicev1.Outcome_OUTCOME_PASSED})
+	<-tasks
+	passed := func() bool {
+		for _, ev := range runEvents(t, env, st.GetId()) {
+			if ev.GetType() == "stage.passed" && ev.GetStage() == long {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "b's queued event, after the long-named stage's refused passed event", func() bool {
+		for _, ev := range runEvents(t, env, st.GetId()) {
+			if ev.GetType() == "stage.queued" && ev.GetStage() == "b" {
+				return true
+			}
+		}
+		return false
+	})
+	if passed() {
+		t.Fatal("the stream stored an event over its maximum message size: the test sets nothing up")
+	}
+
+	if _, err := env.JS.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the long-named stage's passed event, sent again once the stream takes it", passed)
+}

@@ -22,8 +22,8 @@ import (
 // compare-and-swapped in a KV bucket once per result (and watched back, as a coordinator
 // does to follow its peers), each task published with its id and its ack awaited, pulled,
 // answered by a log chunk and a result (each awaited) and acked, each result pulled and
-// acked, and the events of each decision (all but the last sent without an ack). A 1-stage
-// run is the same 25 messages through the server as through Sluice. What Sluice takes
+// acked, and the events of each decision, each acked. A test holds it to Sluice's count of
+// messages through the server per run. What Sluice takes
 // beyond it is its own cost; what the protocol floor takes is the protocol's, on this host.
 
 // protocolStateBytes is the size of a run's state: what Sluice stores for a no-op run, about.
@@ -320,9 +320,7 @@ func (p *protocol) decide(ctx context.Context, in protocolInput) {
 	for i, typ := range events {
 		m := p.msg(p.prefix+".event."+in.run+"."+typ, in.run, 0, strconv.FormatInt(seq+int64(i), 10))
 		m.Header.Set("ce-subject", in.run)
-		if i < len(events)-1 {
-			_ = p.coord.nc.PublishMsg(m)
-		} else if f, err := p.coord.js.PublishMsgAsync(m); err == nil {
+		if f, err := p.coord.js.PublishMsgAsync(m); err == nil {
 			acks = append(acks, f)
 		}
 	}
