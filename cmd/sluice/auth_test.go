@@ -39,11 +39,7 @@ func startAuthFleet(t *testing.T, kinds string) (string, auth.Layout) {
 	if err != nil {
 		t.Fatalf("start fleet: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := f.shutdown(); err != nil {
-			t.Errorf("fleet shutdown: %v", err)
-		}
-	})
+	watchTestFleet(t, f)
 	return f.natsURL, auth.Layout{Dir: dir}
 }
 

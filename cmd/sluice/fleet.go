@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,6 +61,9 @@ type fleet struct {
 	stopTracing func()
 	// exited receives every part's end, in whatever order they come.
 	exited chan partEnd
+	// stopOnce makes shutdown safe to call again: its first call's error is every call's.
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // part is one goroutine of the fleet.
@@ -308,8 +312,14 @@ func partStopped(part string, err error) error {
 
 // shutdown stops the workers first (they finish or hand back their tasks while the
 // coordinator still records results), then the HTTP API and the coordinator, then the
-// connections and the server. It waits for each and returns what went wrong on the way.
+// connections and the server. It waits for each and returns what went wrong on the way;
+// a second call returns the same.
 func (f *fleet) shutdown() error {
+	f.stopOnce.Do(func() { f.stopErr = f.stop() })
+	return f.stopErr
+}
+
+func (f *fleet) stop() error {
 	var errs []error
 	for _, group := range [][]*part{f.workers, f.http, f.coord} {
 		for _, p := range group {

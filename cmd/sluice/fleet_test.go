@@ -41,12 +41,32 @@ func startPrefixedFleet(t *testing.T, kinds, prefix string) string {
 	if err != nil {
 		t.Fatalf("start fleet: %v", err)
 	}
+	watchTestFleet(t, f)
+	return f.natsURL
+}
+
+// watchTestFleet shuts f down when the test ends, and fails the test as soon as a part of
+// the fleet stops on its own: shutting the fleet down ends the commands waiting on it
+// (`sluice run` following a run no worker will take) instead of leaving them to the test's
+// timeout.
+func watchTestFleet(t *testing.T, f *fleet) {
+	t.Helper()
 	t.Cleanup(func() {
 		if err := f.shutdown(); err != nil {
 			t.Errorf("fleet shutdown: %v", err)
 		}
 	})
-	return f.natsURL
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		if err := f.wait(t.Context()); err != nil && t.Context().Err() == nil {
+			t.Errorf("the test fleet broke, so it was shut down: %v", err)
+			_ = f.shutdown()
+		}
+	}()
+	// Runs before the shutdown above: the test's context has ended, so the watch returns
+	// without reading the parts' ends the shutdown causes.
+	t.Cleanup(func() { <-watched })
 }
 
 // Two fleets on one data directory would share, and corrupt, one JetStream store: the
