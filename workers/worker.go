@@ -358,14 +358,15 @@ func (w *Worker) open(ctx context.Context) error {
 	// below WorkDir, which they may cross but not list.
 	// WorkDir first: parents it creates must be crossable too.
 	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{w.c.WorkDir, 0o711}, {w.c.CacheDir, 0o700}} {
-		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("worker directory: %w", err)
+		path, what, flag string
+		mode             os.FileMode
+	}{{w.c.WorkDir, "work", "--work-dir", 0o711}, {w.c.CacheDir, "cache", "--cache-dir", 0o700}} {
+		err := os.MkdirAll(d.path, d.mode)
+		if err == nil {
+			err = os.Chmod(d.path, d.mode)
 		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return fmt.Errorf("worker directory: %w", err)
+		if err != nil {
+			return fmt.Errorf("the worker's %s directory %s: %w (move what is in the way, or choose another with %s)", d.what, d.path, err, d.flag)
 		}
 	}
 	w.sources = &source.Cache{Dir: w.c.CacheDir, Store: srcStore, Limits: source.DefaultLimits()}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-ci/sluice/internal/bus"
+	"github.com/sluice-ci/sluice/internal/bus/bustest"
 	"github.com/sluice-ci/sluice/internal/source"
 	"github.com/sluice-ci/sluice/internal/testdir"
 	sluicev1 "github.com/sluice-ci/sluice/proto/sluice/v1"
@@ -535,6 +537,50 @@ func TestRelativeWorkDirs(t *testing.T) {
 	h.start(t, Config{WorkDir: "devdata/work", CacheDir: "devdata/cache"})
 	if res := h.final(t, "rel"); res.Outcome != sluicev1.Outcome_OUTCOME_PASSED {
 		t.Fatalf("%s: %s", res.Outcome, res.Message)
+	}
+}
+
+// A work or cache directory that cannot be made stops the worker as it starts, with an
+// error naming the directory and the flag that moves it.
+func TestADirectoryInTheWayStopsTheWorkerSayingWhich(t *testing.T) {
+	h := newHarness(t)
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want []string
+	}{
+		{Config{WorkDir: filepath.Join(blocker, "work")}, []string{"work directory " + filepath.Join(blocker, "work"), "not a directory", "--work-dir"}},
+		{Config{CacheDir: filepath.Join(blocker, "cache")}, []string{"cache directory " + filepath.Join(blocker, "cache"), "not a directory", "--cache-dir"}},
+	} {
+		nc, _ := bustest.Connect(t, h.env.Server.ClientURL())
+		cfg := c.cfg
+		cfg.Bus, cfg.Kinds, cfg.ID, cfg.Logger = h.env.Config, []sluicev1.StageKind{static}, "w-blocked", slog.New(slog.DiscardHandler)
+		if cfg.WorkDir == "" {
+			cfg.WorkDir = testdir.Reachable(t)
+		}
+		if cfg.CacheDir == "" {
+			cfg.CacheDir = t.TempDir()
+		}
+		cfg.UnsafeSharedUser = os.Geteuid() != 0
+		w, err := New(nc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		err = w.Run(ctx)
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil || timedOut {
+			t.Fatalf("Run with %s in the way: %v, want it to stop at once", blocker, err)
+		}
+		for _, want := range c.want {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("Run: %q does not say %q", err, want)
+			}
+		}
 	}
 }
 
