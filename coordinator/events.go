@@ -108,29 +108,23 @@ func (c *Coordinator) eventMsg(ev *sluicev1.Event, traceparent string) (*nats.Ms
 	if ev.GetStage() != "" {
 		subject += "/" + ev.GetStage()
 	}
-	// An event is a dozen headers and the coordinator's most frequent message: their values
-	// share one array, and the map is made at its size.
-	const headers = 11
-	h := make(nats.Header, headers)
-	values := make([]string, 0, headers)
-	set := func(key, value string) {
-		values = append(values, value)
-		h[key] = values[len(values)-1 : len(values) : len(values)]
-	}
-	set(nats.MsgIdHdr, ev.GetId())
-	set(ceSpecVersion, "1.0")
-	set(ceID, ev.GetId())
-	set(ceSource, c.eventSource)
-	set(ceType, CloudEventType(ev.GetType()))
-	set(ceTime, ev.GetTime().AsTime().Format(time.RFC3339Nano))
-	set(ceSubject, subject)
-	set(contentType, encoding)
-	set(ceDataSchema, EventSchema)
+	// An event is a dozen headers and the coordinator's most frequent message: the map is
+	// made at its size.
+	h := make(nats.Header, 11)
+	h.Set(nats.MsgIdHdr, ev.GetId())
+	h.Set(ceSpecVersion, "1.0")
+	h.Set(ceID, ev.GetId())
+	h.Set(ceSource, c.eventSource)
+	h.Set(ceType, CloudEventType(ev.GetType()))
+	h.Set(ceTime, ev.GetTime().AsTime().Format(time.RFC3339Nano))
+	h.Set(ceSubject, subject)
+	h.Set(contentType, encoding)
+	h.Set(ceDataSchema, EventSchema)
 	if c.cfg.Auth != nil && c.cfg.Auth.EvidenceKey != nil && signedEvents[ev.GetType()] {
-		set(HeaderSignature, signEvent(c.cfg.Auth.EvidenceKey, data))
+		h.Set(HeaderSignature, signEvent(c.cfg.Auth.EvidenceKey, data))
 	}
 	if traceparent != "" {
-		set("traceparent", traceparent)
+		h.Set("traceparent", traceparent)
 	}
 	return &nats.Msg{Subject: c.cfg.Names.Event(ev.GetPipeline(), ev.GetRunId(), ev.GetType()), Header: h, Data: data}, nil
 }
@@ -154,9 +148,9 @@ func (c *Coordinator) knownPublished(ctx context.Context, st *sluicev1.RunState)
 		c.log.Warn("read the run's newest stored event", "run", run, "err", err)
 		return through
 	}
-	recent := c.now().Add(-(c.cfg.Bus.DuplicateWindow - time.Minute))
+	now := c.now()
 	for _, ev := range st.GetOutbox() {
-		if ev.GetSeq() > through && ev.GetSeq() <= last && ev.GetTime().AsTime().After(recent) {
+		if ev.GetSeq() > through && ev.GetSeq() <= last && c.dedupedAt(ev.GetTime().AsTime(), now) {
 			last = ev.GetSeq() - 1
 			break
 		}

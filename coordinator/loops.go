@@ -94,12 +94,18 @@ func (c *Coordinator) clock(ctx context.Context) {
 	}
 }
 
+// dedupedAt reports whether a message first published at t, published again at now, is
+// still dropped by the server as a duplicate of it: t is inside the streams' duplicate
+// window, with a minute to spare for clocks and the publish itself.
+func (c *Coordinator) dedupedAt(t, now time.Time) bool {
+	return now.Sub(t) <= c.cfg.Bus.DuplicateWindow-time.Minute
+}
+
 // reconcileAll republishes what active runs' states say should exist but this coordinator
 // has not seen published: events in a state's outbox and tasks of queued stages. Both carry
 // deterministic ids, so whatever was published already is dropped by the server.
 func (c *Coordinator) reconcileAll(ctx context.Context) {
 	c.reconcileLocks(ctx)
-	window := c.cfg.Bus.DuplicateWindow
 	now := c.now()
 	for _, e := range c.cache.entries() {
 		st := e.State
@@ -111,7 +117,7 @@ func (c *Coordinator) reconcileAll(ctx context.Context) {
 			if s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_QUEUED && s.GetStatus() != sluicev1.StageStatus_STAGE_STATUS_RUNNING {
 				continue
 			}
-			if age := now.Sub(s.GetQueuedAt().AsTime()); age > window-time.Minute {
+			if !c.dedupedAt(s.GetQueuedAt().AsTime(), now) {
 				// Past the duplicate window a republish could run the stage twice; the
 				// max-deliveries advisory and the stage deadline still end a lost task.
 				continue

@@ -23,14 +23,16 @@ import (
 // does to follow its peers), each task published with its id and its ack awaited, pulled,
 // answered by a log chunk and a result (each awaited) and acked, each result pulled and
 // acked, and the events of each decision, each acked. A test holds it to Sluice's count of
-// messages through the server per run. What Sluice takes
-// beyond it is its own cost; what the protocol floor takes is the protocol's, on this host.
+// messages through the server per run. What Sluice takes beyond it is its own cost; what
+// the protocol floor takes is the protocol's, on this host.
 
-// protocolStateBytes is the size of a run's state: what Sluice stores for a no-op run, about.
 const (
-	protocolStateBytes    = 512
-	protocolStageBytes    = 256
-	protocolPayloadBytes  = 256
+	// A run's state is about what Sluice stores for a no-op run: a base and a part per stage.
+	protocolStateBytes = 512
+	protocolStageBytes = 256
+	// The size of a task, a result and an event; a log chunk is half of it.
+	protocolPayloadBytes = 256
+	// As many lanes as the coordinator decides in by default.
 	protocolLanes         = 32
 	protocolRequestWithin = 10 * time.Second
 )

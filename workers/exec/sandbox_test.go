@@ -12,16 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// needRoot skips a test that starts processes as other users when not root, except in CI,
+// which runs as root: there the missing privilege fails the test instead of hiding it.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test needs root to start a process as another user (CI runs as root)")
+		}
+		t.Skip("SKIPPING: starting a process as another user needs root")
+	}
+}
+
 // TestSweepEndsWhatAPreparedTaskLeft: a process of the sandbox's uid outlives its task only
 // until the sweep after a task that prepared a process; a task that prepared none leaves
 // the scan of /proc out.
 func TestSweepEndsWhatAPreparedTaskLeft(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the sweep test needs root to start a process as another user (CI runs as root)")
-		}
-		t.Skip("SKIPPING: starting a process as another user needs root")
-	}
+	needRoot(t)
 	const uid = 320001
 	left := osexec.Command("sleep", "300")
 	left.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid - 1}, Setsid: true}
@@ -71,12 +78,7 @@ func TestMain(m *testing.M) {
 // quick sweep after a task does not see it (its documented limit); KillUsers, run when a
 // worker takes the uids, reads every process's real uid and kills it.
 func TestKillUsersFindsAProcessOfTheUidRunningAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the test needs root to start a process as another user (CI runs as root)")
-		}
-		t.Skip("SKIPPING: starting a process as another user needs root")
-	}
+	needRoot(t)
 	const uid = 320011
 	self, err := os.Executable()
 	if err != nil {
